@@ -1,0 +1,158 @@
+import NIOCore
+
+/// Where Redis is and how to talk to it.
+public struct RedisConfiguration: Sendable, Hashable {
+    public var host: String
+    public var port: Int
+    /// An ACL user name; `nil` authenticates as the default user (when a password is set).
+    public var username: String?
+    public var password: String?
+    public var database: Int
+    /// Sent with `CLIENT SETNAME`, so that operators (and tests) can tell connections apart.
+    public var clientName: String?
+
+    /// How long opening a connection may take, including AUTH and SELECT.
+    public var connectTimeout: TimeAmount
+    /// How long a command may wait for its reply (or for a connection, while reconnecting).
+    public var commandTimeout: TimeAmount
+    /// The first pause before reconnecting after a lost connection; it doubles on every failure.
+    public var reconnectInitialDelay: TimeAmount
+    /// The longest pause between reconnection attempts.
+    public var reconnectMaximumDelay: TimeAmount
+
+    public init(
+        host: String = "127.0.0.1",
+        port: Int = 6379,
+        username: String? = nil,
+        password: String? = nil,
+        database: Int = 0,
+        clientName: String? = nil,
+        connectTimeout: TimeAmount = .seconds(5),
+        commandTimeout: TimeAmount = .seconds(10),
+        reconnectInitialDelay: TimeAmount = .milliseconds(50),
+        reconnectMaximumDelay: TimeAmount = .seconds(5)
+    ) {
+        self.host = host
+        self.port = port
+        self.username = username
+        self.password = password
+        self.database = database
+        self.clientName = clientName
+        self.connectTimeout = connectTimeout
+        self.commandTimeout = commandTimeout
+        self.reconnectInitialDelay = reconnectInitialDelay
+        self.reconnectMaximumDelay = reconnectMaximumDelay
+    }
+
+    /// Reads `redis://[[user]:password@]host[:port][/db]`. User and password may be percent-encoded;
+    /// an IPv6 host is written in brackets (`redis://[::1]:6379`). Timeouts keep their defaults.
+    public init(url: String) throws(RedisConfigurationError) {
+        self.init()
+        let scheme = "redis://"
+        guard url.hasPrefix(scheme) else {
+            throw RedisConfigurationError(message: "'\(url)' is not a redis:// URL (TLS, rediss://, is not supported)")
+        }
+        var rest = Substring(url.dropFirst(scheme.count))
+        if let end = rest.firstIndex(where: { $0 == "?" || $0 == "#" }) {
+            throw RedisConfigurationError(message: "unexpected '\(rest[end...])' in the Redis URL")
+        }
+
+        var authority = rest
+        if let slash = rest.firstIndex(of: "/") {
+            authority = rest[..<slash]
+            let path = rest[rest.index(after: slash)...]
+            if !path.isEmpty {
+                guard let database = Int(path), database >= 0 else {
+                    throw RedisConfigurationError(message: "the database '\(path)' is not a non-negative integer")
+                }
+                self.database = database
+            }
+        }
+        rest = authority
+
+        if let at = rest.lastIndex(of: "@") {
+            let userInfo = rest[..<at]
+            rest = rest[rest.index(after: at)...]
+            if let colon = userInfo.firstIndex(of: ":") {
+                let user = try Self.percentDecoded(userInfo[..<colon])
+                self.username = user.isEmpty ? nil : user
+                self.password = try Self.percentDecoded(userInfo[userInfo.index(after: colon)...])
+            } else {
+                // `redis://secret@host` is how several clients spell a password without a user.
+                self.password = try Self.percentDecoded(userInfo)
+            }
+        }
+
+        var portText: Substring?
+        if rest.hasPrefix("[") {
+            guard let close = rest.firstIndex(of: "]") else {
+                throw RedisConfigurationError(message: "the IPv6 host in '\(url)' has no closing ']'")
+            }
+            self.host = String(rest[rest.index(after: rest.startIndex)..<close])
+            let after = rest[rest.index(after: close)...]
+            if !after.isEmpty {
+                guard after.hasPrefix(":") else {
+                    throw RedisConfigurationError(message: "unexpected '\(after)' after the host")
+                }
+                portText = after.dropFirst()
+            }
+        } else if let colon = rest.lastIndex(of: ":") {
+            self.host = String(rest[..<colon])
+            portText = rest[rest.index(after: colon)...]
+        } else {
+            self.host = String(rest)
+        }
+        guard !host.isEmpty else {
+            throw RedisConfigurationError(message: "the Redis URL '\(url)' has no host")
+        }
+        if let portText {
+            guard let port = Int(portText), (1...65535).contains(port) else {
+                throw RedisConfigurationError(message: "the port '\(portText)' is not a number from 1 to 65535")
+            }
+            self.port = port
+        }
+    }
+
+    private static func percentDecoded(_ text: Substring) throws(RedisConfigurationError) -> String {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(text.utf8.count)
+        var iterator = text.utf8.makeIterator()
+        while let byte = iterator.next() {
+            guard byte == UInt8(ascii: "%") else {
+                bytes.append(byte)
+                continue
+            }
+            guard let high = iterator.next().flatMap(Self.hexValue), let low = iterator.next().flatMap(Self.hexValue) else {
+                throw RedisConfigurationError(message: "a bad percent-escape in the Redis URL's credentials")
+            }
+            bytes.append(high << 4 | low)
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    private static func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): return byte - UInt8(ascii: "A") + 10
+        default: return nil
+        }
+    }
+
+    /// The pause before reconnection attempt `attempt` (0 for the first retry): doubling, capped.
+    func reconnectDelay(attempt: Int) -> TimeAmount {
+        let initial = max(reconnectInitialDelay.nanoseconds, 1)
+        let cap = max(reconnectMaximumDelay.nanoseconds, initial)
+        let shift = min(attempt, 40)
+        let (scaled, overflow) = initial.multipliedReportingOverflow(by: Int64(1) << shift)
+        return .nanoseconds(overflow ? cap : min(scaled, cap))
+    }
+}
+
+extension RedisConfiguration: CustomStringConvertible {
+    /// The configuration without its password, for logs.
+    public var description: String {
+        let user = username.map { "\($0)@" } ?? (password == nil ? "" : "***@")
+        return "redis://\(user)\(host.contains(":") ? "[\(host)]" : host):\(port)/\(database)"
+    }
+}
