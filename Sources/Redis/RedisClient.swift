@@ -45,13 +45,25 @@ public final class RedisClient: Sendable {
     ///   when the connection fails or the reply does not come in time.
     public func send(_ arguments: [RedisArgument]) async throws -> RedisReply {
         let deadline = NIODeadline.now() + connection.configuration.commandTimeout
-        let reply: RedisReply
-        if let channel = connection.currentChannel {
-            reply = try await RedisConnector.send(arguments, on: channel, deadline: deadline).get()
+        let channel: any Channel
+        if let current = connection.currentChannel {
+            channel = current
         } else {
-            reply = try await connection.channel(deadline: deadline).flatMap { channel in
-                RedisConnector.send(arguments, on: channel, deadline: deadline)
-            }.get()
+            channel = try await connection.channel(deadline: deadline).get()
+        }
+        let reply: RedisReply
+        do {
+            reply = try await RedisConnector.send(arguments, on: channel, deadline: deadline).get()
+        } catch is CommandNotSent {
+            // The connection was closing under us. Once its close is complete the reconnection has
+            // begun (it watches the same close), and the command can wait for the new connection.
+            try? await channel.closeFuture.get()
+            let next = try await connection.channel(deadline: deadline).get()
+            do {
+                reply = try await RedisConnector.send(arguments, on: next, deadline: deadline).get()
+            } catch is CommandNotSent {
+                throw RedisConnectionError.connectionClosed
+            }
         }
         if case .error(let message) = reply {
             throw RedisServerError(message: message)

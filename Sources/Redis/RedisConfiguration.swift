@@ -62,7 +62,7 @@ public struct RedisConfiguration: Sendable, Hashable {
             authority = rest[..<slash]
             let path = rest[rest.index(after: slash)...]
             if !path.isEmpty {
-                guard let database = Int(path), database >= 0 else {
+                guard path.allSatisfy(\.isASCIIDigit), let database = Int(path) else {
                     throw RedisConfigurationError(message: "the database '\(path)' is not a non-negative integer")
                 }
                 self.database = database
@@ -80,6 +80,9 @@ public struct RedisConfiguration: Sendable, Hashable {
             } else {
                 // `redis://secret@host` is how several clients spell a password without a user.
                 self.password = try Self.percentDecoded(userInfo)
+            }
+            if self.password?.isEmpty == true {
+                self.password = nil
             }
         }
 
@@ -106,7 +109,7 @@ public struct RedisConfiguration: Sendable, Hashable {
             throw RedisConfigurationError(message: "the Redis URL '\(url)' has no host")
         }
         if let portText {
-            guard let port = Int(portText), (1...65535).contains(port) else {
+            guard portText.allSatisfy(\.isASCIIDigit), let port = Int(portText), (1...65535).contains(port) else {
                 throw RedisConfigurationError(message: "the port '\(portText)' is not a number from 1 to 65535")
             }
             self.port = port
@@ -143,9 +146,14 @@ public struct RedisConfiguration: Sendable, Hashable {
     func reconnectDelay(attempt: Int) -> TimeAmount {
         let initial = max(reconnectInitialDelay.nanoseconds, 1)
         let cap = max(reconnectMaximumDelay.nanoseconds, initial)
-        let shift = min(attempt, 40)
-        let (scaled, overflow) = initial.multipliedReportingOverflow(by: Int64(1) << shift)
-        return .nanoseconds(overflow ? cap : min(scaled, cap))
+        var delay = initial
+        var doublings = max(attempt, 0)
+        // At most 63 turns before the cap is reached, whatever `attempt` is.
+        while doublings > 0, delay < cap {
+            delay = delay > cap / 2 ? cap : delay * 2
+            doublings -= 1
+        }
+        return .nanoseconds(delay)
     }
 }
 
@@ -155,4 +163,8 @@ extension RedisConfiguration: CustomStringConvertible {
         let user = username.map { "\($0)@" } ?? (password == nil ? "" : "***@")
         return "redis://\(user)\(host.contains(":") ? "[\(host)]" : host):\(port)/\(database)"
     }
+}
+
+extension Character {
+    fileprivate var isASCIIDigit: Bool { isASCII && isWholeNumber }
 }

@@ -23,6 +23,40 @@ enum TestRedis {
         return try await RedisClient.connect(configuration: configuration)
     }
 
+    /// Runs `body` with a connected client and closes it afterwards, whatever happens.
+    static func withClient<Result>(
+        name: String? = nil,
+        commandTimeout: TimeAmount? = nil,
+        _ body: (RedisClient) async throws -> Result
+    ) async throws -> Result {
+        let client = try await client(name: name, commandTimeout: commandTimeout)
+        do {
+            let result = try await body(client)
+            await client.close()
+            return result
+        } catch {
+            await client.close()
+            throw error
+        }
+    }
+
+    /// Runs `body` with a connected subscriber and closes it afterwards, whatever happens.
+    static func withSubscriber<Result>(
+        name: String? = nil,
+        bufferSize: Int = 1024,
+        _ body: (RedisSubscriber) async throws -> Result
+    ) async throws -> Result {
+        let subscriber = try await subscriber(name: name, bufferSize: bufferSize)
+        do {
+            let result = try await body(subscriber)
+            await subscriber.close()
+            return result
+        } catch {
+            await subscriber.close()
+            throw error
+        }
+    }
+
     static func subscriber(name: String? = nil, bufferSize: Int = 1024) async throws -> RedisSubscriber {
         try await RedisSubscriber.connect(configuration: configuration(name: name), bufferSize: bufferSize)
     }
@@ -55,4 +89,19 @@ enum TestRedis {
         let list = try await admin.send("CLIENT", "LIST").string ?? ""
         return list.split(separator: "\n").filter { $0.contains(" name=\(name) ") }.count
     }
+}
+
+/// Waits until `condition` holds, checking again each time the task is scheduled; fails after `timeout`.
+/// For state that only polling can see (a CLIENT LIST entry, an UNSUBSCRIBE that landed).
+func eventually(
+    timeout: Duration = .seconds(10),
+    sourceLocation: SourceLocation = #_sourceLocation,
+    _ condition: () async throws -> Bool
+) async throws {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if try await condition() { return }
+        await Task.yield()
+    }
+    Issue.record("the condition did not hold within \(timeout)", sourceLocation: sourceLocation)
 }

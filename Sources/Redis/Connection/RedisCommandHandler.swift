@@ -1,5 +1,9 @@
 import NIOCore
 
+/// The command never left the process because its connection was already closing: unlike a
+/// command in flight, it can safely be sent again on the next connection.
+struct CommandNotSent: Error {}
+
 /// A command on its way to Redis: its encoding, and the promise its reply completes.
 struct RedisRequest {
     var encoded: ByteBuffer
@@ -9,16 +13,17 @@ struct RedisRequest {
 
 /// Sends pipelined commands and hands each reply to the command that asked for it.
 ///
-/// Any number of commands may be in flight. Flushes are coalesced: every command written during one
+/// Any number of commands may be in flight. The subscriber removes this handler once the
+/// connection is set up, which is why it is removable. Flushes are coalesced: every command written during one
 /// turn of the event loop goes out in one write to the socket.
-final class RedisCommandHandler: ChannelDuplexHandler {
+final class RedisCommandHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = RedisReply
     typealias OutboundIn = RedisRequest
     typealias OutboundOut = ByteBuffer
 
     private var matcher = ReplyMatcher<EventLoopPromise<RedisReply>>()
     private let commandTimeout: TimeAmount
-    private var timer: Scheduled<Void>?
+    private var timer: (task: Scheduled<Void>, deadline: NIODeadline)?
     private var flushPending = false
 
     init(commandTimeout: TimeAmount) {
@@ -30,12 +35,15 @@ final class RedisCommandHandler: ChannelDuplexHandler {
         switch matcher.enqueue(request.promise, deadline: request.deadline) {
         case .send(let armTimer):
             context.write(wrapOutboundOut(request.encoded), promise: promise)
-            if let armTimer, timer == nil {
+            // A timer armed earlier may be set for a later deadline (the handshake runs on the
+            // connect timeout); the new head must not wait for it.
+            if let armTimer, armTimer < timer?.deadline ?? .distantFuture {
+                timer?.task.cancel()
                 scheduleTimer(context: context, deadline: armTimer)
             }
-        case .fail(let error):
-            request.promise.fail(error)
-            promise?.fail(error)
+        case .notSent:
+            request.promise.fail(CommandNotSent())
+            promise?.fail(CommandNotSent())
         }
     }
 
@@ -75,15 +83,15 @@ final class RedisCommandHandler: ChannelDuplexHandler {
     }
 
     private func failAll(with error: RedisConnectionError) {
-        timer?.cancel()
+        timer?.task.cancel()
         timer = nil
-        for promise in matcher.close(with: error) {
+        for promise in matcher.close() {
             promise.fail(error)
         }
     }
 
     private func scheduleTimer(context: ChannelHandlerContext, deadline: NIODeadline) {
-        timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) {
+        let task = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) {
             self.timer = nil
             switch self.matcher.timerFired(now: .now(), timeout: self.commandTimeout) {
             case .rearm(let deadline):
@@ -97,6 +105,7 @@ final class RedisCommandHandler: ChannelDuplexHandler {
                 context.close(promise: nil)
             }
         }
+        timer = (task, deadline)
     }
 }
 

@@ -53,8 +53,13 @@ enum RedisConnector {
         let promise = channel.eventLoop.makePromise(of: RedisReply.self)
         channel.writeAndFlush(RedisRequest(encoded: encoded, promise: promise, deadline: deadline))
             .whenFailure { error in
-                // The channel closed before the command reached the handler.
-                promise.fail(error as? RedisConnectionError ?? RedisConnectionError.connectionClosed)
+                switch error {
+                case ChannelError.ioOnClosedChannel, ChannelError.alreadyClosed:
+                    // The channel closed before the command reached the handler.
+                    promise.fail(CommandNotSent())
+                default:
+                    promise.fail(error is CommandNotSent ? error : RedisConnectionError.connectionClosed)
+                }
             }
         return promise.futureResult
     }

@@ -14,7 +14,7 @@ struct ReplyMatcher<Waiter> {
 
     private enum State {
         case open
-        case closed(RedisConnectionError)
+        case closed
     }
 
     private var queue = CircularBuffer<Entry>(initialCapacity: 16)
@@ -23,8 +23,8 @@ struct ReplyMatcher<Waiter> {
     enum EnqueueAction {
         /// Send the command; if `armTimer` is set, (re)arm the timeout for that deadline.
         case send(armTimer: NIODeadline?)
-        /// The connection is gone: fail the waiter with this error, send nothing.
-        case fail(RedisConnectionError)
+        /// The connection is closing: the command was not sent, fail it as such.
+        case notSent
     }
 
     enum ReceiveAction {
@@ -44,8 +44,8 @@ struct ReplyMatcher<Waiter> {
     var inFlight: Int { queue.count }
 
     mutating func enqueue(_ waiter: Waiter, deadline: NIODeadline) -> EnqueueAction {
-        if case .closed(let error) = state {
-            return .fail(error)
+        if case .closed = state {
+            return .notSent
         }
         queue.append(Entry(waiter: waiter, deadline: deadline))
         return .send(armTimer: queue.count == 1 ? deadline : nil)
@@ -66,16 +66,13 @@ struct ReplyMatcher<Waiter> {
         guard head.deadline <= now else {
             return .rearm(head.deadline)
         }
-        let error = RedisConnectionError.commandTimeout(timeout)
-        state = .closed(error)
-        return .timeout(drain(), error)
+        state = .closed
+        return .timeout(drain(), .commandTimeout(timeout))
     }
 
-    /// The connection closed: every waiter fails, and so does every later enqueue.
-    mutating func close(with error: RedisConnectionError) -> [Waiter] {
-        if case .open = state {
-            state = .closed(error)
-        }
+    /// The connection closed: every waiter fails, and every later enqueue is refused.
+    mutating func close() -> [Waiter] {
+        state = .closed
         return drain()
     }
 

@@ -182,6 +182,11 @@ final class SubscriberCore {
                 for consumer in consumers {
                     consumer.fail(RedisServerError(message: message))
                 }
+            case .send(let command):
+                write(command)
+                channel?.flush()
+            case .none:
+                break
             case .protocolViolation(let reason):
                 protocolViolation(reason)
             }

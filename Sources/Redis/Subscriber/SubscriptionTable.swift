@@ -63,6 +63,9 @@ struct SubscriptionTable<Consumer> {
     enum FailureAction {
         /// Redis refused to subscribe the channel: these consumers end with its error.
         case fail([Consumer])
+        /// Consumers wait on a channel whose state Redis left unclear: subscribe it again.
+        case send(Command)
+        case none
         case protocolViolation(String)
     }
 
@@ -188,14 +191,15 @@ struct SubscriptionTable<Consumer> {
             let members = channels.removeValue(forKey: channel)?.members.values.map(\.consumer) ?? []
             return .fail(members)
         case .unsubscribe(let channel):
-            // Not expected from Redis; treat the channel as gone, keeping any consumer that waits.
-            if let members = channels[channel]?.members, !members.isEmpty {
-                channels[channel] = .subscribing(members)
-                unconfirmed.append(.subscribe(channel))
-            } else {
+            // Redis does not refuse UNSUBSCRIBE today; if it did, whether the channel is still
+            // subscribed is unknown, and SUBSCRIBE is the one command that settles it either way.
+            guard let members = channels[channel]?.members, !members.isEmpty else {
                 channels[channel] = nil
+                return .none
             }
-            return .fail([])
+            channels[channel] = .subscribing(members)
+            unconfirmed.append(.subscribe(channel))
+            return .send(.subscribe(channel))
         }
     }
 
