@@ -3,9 +3,10 @@ import PackageDescription
 
 let package = Package(
     name: "swift-resumable-stream",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
     products: [
         .library(name: "Redis", targets: ["Redis"]),
+        .library(name: "ResumableStream", targets: ["ResumableStream"]),
         .executable(name: "RedisBenchmark", targets: ["RedisBenchmark"]),
     ],
     dependencies: [
@@ -30,12 +31,29 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        .target(
+            name: "ResumableStream",
+            dependencies: [
+                "Redis",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .executableTarget(
             name: "RedisBenchmark",
             dependencies: [
                 "Redis",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
+            name: "ResumableStreamTests",
+            dependencies: [
+                "ResumableStream",
+                "Redis",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
         ),
         .testTarget(

@@ -1,0 +1,61 @@
+import NIOCore
+import Redis
+
+/// The broker of a deployment with several instances: Redis, through one command connection and one
+/// subscriber connection per process.
+public struct RedisStreamBroker: StreamBroker {
+    public let client: RedisClient
+    public let subscriber: RedisSubscriber
+
+    /// INCR, and an expiry for a sentinel that this call created, in one atomic step: the reference's
+    /// INCR leaves a sentinel that never expires when its producer dies.
+    private static let incrementScript = """
+        local count = redis.call('INCR', KEYS[1])
+        if count == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+        return count
+        """
+
+    public init(client: RedisClient, subscriber: RedisSubscriber) {
+        self.client = client
+        self.subscriber = subscriber
+    }
+
+    public func incrementSentinel(_ key: String, expireInSeconds: Int) async throws -> Int? {
+        do {
+            return try await client.eval(Self.incrementScript, keys: [key], arguments: [.integer(expireInSeconds)]).integer
+        } catch let error as RedisServerError where error.message.contains(WireProtocol.notAnIntegerError) {
+            return nil
+        }
+    }
+
+    public func get(_ key: String) async throws -> String? {
+        try await client.getString(key)
+    }
+
+    public func set(_ key: String, to value: String, expireInSeconds: Int) async throws {
+        try await client.set(key, to: .string(value), expireInSeconds: expireInSeconds)
+    }
+
+    public func expire(_ key: String, seconds: Int) async throws {
+        try await client.expire(key, seconds: seconds)
+    }
+
+    public func publish(_ message: String, to channel: String) async throws -> Int {
+        try await client.publish(.string(message), to: channel)
+    }
+
+    public func subscriberCount(_ channel: String) async throws -> Int {
+        try await client.send("PUBSUB", "NUMSUB", .string(channel)).array?.last?.integer ?? 0
+    }
+
+    public func subscribe(to channel: String) async throws -> BrokerSubscription {
+        let subscription = try await subscriber.subscribe(to: channel)
+        let events = subscription.map { @Sendable event -> BrokerEvent in
+            switch event {
+            case .message(let payload): return .message(String(buffer: payload))
+            case .gap: return .gap
+            }
+        }
+        return BrokerSubscription(events, onCancel: { subscription.unsubscribe() })
+    }
+}

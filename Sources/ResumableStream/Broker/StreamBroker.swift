@@ -1,0 +1,61 @@
+/// What the coordinator needs from Redis: a few commands on sentinel keys, and pub/sub.
+///
+/// ``RedisStreamBroker`` speaks to Redis; ``EmbeddedStreamBroker`` does the same in memory for a
+/// single instance. The coordinator runs unchanged on either.
+public protocol StreamBroker: Sendable {
+    /// INCR the sentinel and, when this call created it, give it an expiry; `nil` when the sentinel
+    /// holds a value that is not an integer (`DONE`).
+    func incrementSentinel(_ key: String, expireInSeconds: Int) async throws -> Int?
+    func get(_ key: String) async throws -> String?
+    func set(_ key: String, to value: String, expireInSeconds: Int) async throws
+    func expire(_ key: String, seconds: Int) async throws
+    /// Publishes `message` and returns how many subscribers (connections, or in-process
+    /// subscriptions) received it.
+    @discardableResult
+    func publish(_ message: String, to channel: String) async throws -> Int
+    /// Returns once the subscription is in place.
+    func subscribe(to channel: String) async throws -> BrokerSubscription
+    /// How many subscribers `channel` has (`PUBSUB NUMSUB`): a live producer always listens on its
+    /// request channel, so none means it is gone.
+    func subscriberCount(_ channel: String) async throws -> Int
+}
+
+/// What a subscription delivers.
+public enum BrokerEvent: Sendable, Equatable {
+    case message(String)
+    /// Messages may have been lost here (a reconnection, or a reader that fell too far behind).
+    case gap
+}
+
+/// The messages of one channel for one reader, in order. Ends when ``cancel()`` is called.
+public struct BrokerSubscription: AsyncSequence, Sendable {
+    public typealias Element = BrokerEvent
+
+    private let makeIterator: @Sendable () -> AsyncIterator
+    private let onCancel: @Sendable () -> Void
+
+    public init<Events: AsyncSequence & Sendable>(
+        _ events: Events,
+        onCancel: @escaping @Sendable () -> Void
+    ) where Events.Element == BrokerEvent, Events.Failure == any Error {
+        self.makeIterator = { AsyncIterator(base: events.makeAsyncIterator()) }
+        self.onCancel = onCancel
+    }
+
+    /// Ends the subscription and releases it.
+    public func cancel() {
+        onCancel()
+    }
+
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        var base: any AsyncIteratorProtocol<BrokerEvent, any Error>
+
+        public mutating func next() async throws -> BrokerEvent? {
+            try await base.next()
+        }
+    }
+
+    public func makeAsyncIterator() -> AsyncIterator {
+        makeIterator()
+    }
+}

@@ -1,0 +1,185 @@
+import Synchronization
+
+/// One stream's text, append-only, shared by every reader of the stream in this process.
+///
+/// Readers are cursors (an offset), not queues: a reader takes the next chunks when it is ready for
+/// them, so a slow reader lags without costing memory, and ten thousand readers cost ten thousand
+/// offsets. Offsets are resolved by binary search over the cumulative lengths of the chunks.
+///
+/// The buffer is bounded: a chunk that would take it past its own limit, or the process past its
+/// budget, is not stored; the stream ends there with an error that every reader sees.
+final class StreamBuffer: Sendable {
+    enum Outcome: Sendable, Equatable {
+        case completed
+        case failed(ResumableStreamError)
+    }
+
+    private struct State {
+        var chunks: [String] = []
+        /// `ends[i]` is the offset just after chunk `i`.
+        var ends: [Int] = []
+        var bytes = 0
+        var outcome: Outcome?
+        var waiters: [Int: CheckedContinuation<Read?, Never>] = [:]
+        var nextWaiter = 0
+        var released = false
+
+        var length: Int { ends.last ?? 0 }
+    }
+
+    private let state = Mutex(State())
+    private let limit: Int
+    private let budget: MemoryBudget
+
+    init(limit: Int, budget: MemoryBudget) {
+        self.limit = limit
+        self.budget = budget
+    }
+
+    /// The stream's length so far, in offset units.
+    var length: Int { state.withLock { $0.length } }
+
+    /// `nil` while the stream is live.
+    var outcome: Outcome? { state.withLock { $0.outcome } }
+
+    var bytes: Int { state.withLock { $0.bytes } }
+
+    /// Appends a chunk and wakes the readers waiting for it.
+    ///
+    /// - Throws: when the chunk does not fit; the buffer is then failed with that error.
+    func append(_ chunk: String) throws(ResumableStreamError) {
+        let size = chunk.utf8.count
+        let result: Result<[CheckedContinuation<Read?, Never>], ResumableStreamError> = state.withLock { state in
+            guard state.outcome == nil else { return .success([]) }
+            var failure: ResumableStreamError?
+            if state.bytes + size > limit {
+                failure = .streamBufferLimitExceeded(limit: limit)
+            } else if !state.released, !budget.reserve(size) {
+                failure = .processBufferLimitExceeded(limit: budget.limit)
+            }
+            if let failure {
+                state.outcome = .failed(failure)
+                return .failure(failure)
+            }
+            state.chunks.append(chunk)
+            state.ends.append(state.length + TextUnits.count(chunk))
+            state.bytes += size
+            return .success(Self.takeWaiters(&state))
+        }
+        switch result {
+        case .success(let waiters):
+            waiters.forEach { $0.resume(returning: nil) }
+        case .failure(let error):
+            wakeAll()
+            throw error
+        }
+    }
+
+    /// Ends the stream; readers read what is buffered, then see `outcome`. Later calls change nothing.
+    func finish(_ outcome: Outcome) {
+        let waiters = state.withLock { state -> [CheckedContinuation<Read?, Never>] in
+            guard state.outcome == nil else { return [] }
+            state.outcome = outcome
+            return Self.takeWaiters(&state)
+        }
+        waiters.forEach { $0.resume(returning: nil) }
+    }
+
+    /// Gives the buffer's bytes back to the process budget; the text stays readable by the readers
+    /// that still hold the buffer.
+    func release() {
+        let bytes = state.withLock { state -> Int in
+            guard !state.released else { return 0 }
+            state.released = true
+            return state.bytes
+        }
+        budget.release(bytes)
+    }
+
+    enum Read: Equatable {
+        /// Text from the offset: whole chunks (the first may be a suffix), at most `maximumBytes`
+        /// together unless a single chunk is larger.
+        case text([Substring])
+        case end(Outcome)
+    }
+
+    /// What can be read at `offset` now, without waiting: `nil` when the reader must wait.
+    func readNow(at offset: Int, maximumBytes: Int = .max, maximumChunks: Int = .max) -> Read? {
+        state.withLock { Self.read(in: $0, at: offset, maximumBytes: maximumBytes, maximumChunks: maximumChunks) }
+    }
+
+    /// Waits until there is text at `offset` or the stream has ended.
+    ///
+    /// An offset past the end waits while the stream is live, and fails once it has finished.
+    func read(at offset: Int, maximumBytes: Int = .max, maximumChunks: Int = .max) async throws -> Read {
+        while true {
+            try Task.checkCancellation()
+            let id = state.withLock { state in
+                state.nextWaiter += 1
+                return state.nextWaiter
+            }
+            // Woken with `nil` when something changed: read again.
+            let ready: Read? = await withTaskCancellationHandler {
+                await withCheckedContinuation { (continuation: CheckedContinuation<Read?, Never>) in
+                    let read = state.withLock { state -> Read? in
+                        if let read = Self.read(in: state, at: offset, maximumBytes: maximumBytes, maximumChunks: maximumChunks) {
+                            return read
+                        }
+                        // Cancelled before this waiter was stored: the handler found nothing to wake.
+                        guard !Task.isCancelled else { return .end(.completed) }
+                        state.waiters[id] = continuation
+                        return nil
+                    }
+                    if let read { continuation.resume(returning: read) }
+                }
+            } onCancel: {
+                let waiter = self.state.withLock { $0.waiters.removeValue(forKey: id) }
+                waiter?.resume(returning: nil)
+            }
+            try Task.checkCancellation()
+            if let ready { return ready }
+        }
+    }
+
+    private static func read(in state: State, at offset: Int, maximumBytes: Int, maximumChunks: Int) -> Read? {
+        let length = state.length
+        if offset >= length {
+            switch state.outcome {
+            case nil: return nil
+            case .completed where offset > length: return .end(.failed(.offsetBeyondEnd(offset: offset, length: length)))
+            case let outcome?: return .end(outcome)
+            }
+        }
+        // The first chunk that ends after `offset`.
+        var low = 0
+        var high = state.ends.count - 1
+        while low < high {
+            let middle = (low + high) / 2
+            if state.ends[middle] <= offset { low = middle + 1 } else { high = middle }
+        }
+        let start = low == 0 ? 0 : state.ends[low - 1]
+        var pieces = [TextUnits.dropping(offset - start, from: state.chunks[low][...])]
+        var bytes = pieces[0].utf8.count
+        var index = low + 1
+        while index < state.chunks.count, pieces.count < maximumChunks {
+            let size = state.chunks[index].utf8.count
+            guard bytes + size <= maximumBytes else { break }
+            pieces.append(state.chunks[index][...])
+            bytes += size
+            index += 1
+        }
+        return .text(pieces)
+    }
+
+    private static func takeWaiters(_ state: inout State) -> [CheckedContinuation<Read?, Never>] {
+        guard !state.waiters.isEmpty else { return [] }
+        let waiters = Array(state.waiters.values)
+        state.waiters.removeAll(keepingCapacity: true)
+        return waiters
+    }
+
+    private func wakeAll() {
+        let waiters = state.withLock { Self.takeWaiters(&$0) }
+        waiters.forEach { $0.resume(returning: nil) }
+    }
+}

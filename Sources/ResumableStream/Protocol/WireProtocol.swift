@@ -1,0 +1,102 @@
+import Foundation
+
+/// The Redis names and messages of vercel/resumable-stream's protocol, plus this project's
+/// extensions, which ride in extra JSON fields that the reference ignores.
+struct WireProtocol: Sendable {
+    let prefix: String
+
+    /// `P:rs:sentinel:<id>`: absent, an integer (live), or `DONE`.
+    func sentinelKey(_ streamId: String) -> String { "\(prefix):rs:sentinel:\(streamId)" }
+    /// `P:rs:request:<id>`: the producer listens here for resume requests.
+    func requestChannel(_ streamId: String) -> String { "\(prefix):rs:request:\(streamId)" }
+    /// `P:rs:chunk:<listenerId>`: the producer publishes one consumer's data here.
+    func chunkChannel(_ listenerId: String) -> String { "\(prefix):rs:chunk:\(listenerId)" }
+
+    static let doneValue = "DONE"
+    /// The end of a stream, published on a consumer's chunk channel.
+    static let endMessage = "\n\n\nDONE_SENTINEL_hasdfasudfyge374%$%^$EDSATRTYFtydryrte\n"
+    /// The text of the error INCR returns when the sentinel holds `DONE`.
+    static let notAnIntegerError = "ERR value is not an integer or out of range"
+
+    /// How a stream ended, as a producer of this project tells listeners that asked for it (those
+    /// whose request carried `"endReasons": true`). Others get the plain end message.
+    enum EndReason: Equatable, Sendable {
+        case completed
+        case cancelled
+        case failed(String)
+    }
+
+    /// The end message for a listener: the reference's end string, followed, for listeners that
+    /// asked, by a JSON object saying why the stream ended when it did not simply complete.
+    static func endMessage(_ reason: EndReason, extended: Bool) -> String {
+        guard extended else { return endMessage }
+        switch reason {
+        case .completed: return endMessage
+        case .cancelled: return endMessage + #"{"end":"cancelled"}"#
+        case .failed(let message): return endMessage + json(EndJSON(end: "failed", reason: message))
+        }
+    }
+
+    /// `nil` when `message` is data; the reason when it is an end message.
+    static func endReason(of message: String) -> EndReason? {
+        guard message.hasPrefix(endMessage) else { return nil }
+        let suffix = message.dropFirst(endMessage.count)
+        guard !suffix.isEmpty, let end = try? JSONDecoder().decode(EndJSON.self, from: Data(suffix.utf8)) else {
+            return .completed
+        }
+        switch end.end {
+        case "cancelled": return .cancelled
+        case "failed": return .failed(end.reason ?? "the stream failed")
+        default: return .completed
+        }
+    }
+
+    /// A message on the request channel.
+    enum Request: Equatable, Sendable {
+        /// `{"listenerId": ..., "skipCharacters": ...}`; `endReasons` is this project's extension.
+        case resume(listenerId: String, skip: Int, endReasons: Bool)
+        /// `{"listenerId": ..., "skipCharacters": ..., "cancel": true}`: this project's extension. A
+        /// reference producer reads it as a resume request past the end, answers an empty string on a
+        /// channel nobody listens to, and goes on.
+        case cancel
+    }
+
+    static func encode(_ request: Request) -> String {
+        switch request {
+        case .resume(let listenerId, let skip, let endReasons):
+            return json(RequestJSON(listenerId: listenerId, skipCharacters: skip, endReasons: endReasons ? true : nil))
+        case .cancel:
+            return json(RequestJSON(listenerId: "cancel-\(UUID().uuidString)", skipCharacters: Int(Int32.max), cancel: true))
+        }
+    }
+
+    /// Reads a request as the reference does: `skipCharacters` absent or `null` means 0, and
+    /// unknown fields are ignored. `nil` for a message that is not a request.
+    static func decodeRequest(_ message: String) -> Request? {
+        guard let request = try? JSONDecoder().decode(RequestJSON.self, from: Data(message.utf8)) else { return nil }
+        if request.cancel == true {
+            return .cancel
+        }
+        guard let listenerId = request.listenerId, !listenerId.isEmpty else { return nil }
+        return .resume(listenerId: listenerId, skip: max(request.skipCharacters ?? 0, 0), endReasons: request.endReasons == true)
+    }
+
+    private struct RequestJSON: Codable {
+        var listenerId: String?
+        var skipCharacters: Int?
+        var endReasons: Bool?
+        var cancel: Bool?
+    }
+
+    private struct EndJSON: Codable {
+        var end: String
+        var reason: String?
+    }
+
+    private static func json(_ value: some Encodable) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        guard let data = try? encoder.encode(value) else { return "{}" }
+        return String(decoding: data, as: UTF8.self)
+    }
+}

@@ -1,0 +1,133 @@
+import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+import Redis
+import ResumableStream
+import Testing
+
+/// Which broker a test runs on: the same tests run on both.
+enum BrokerKind: String, CaseIterable, CustomTestStringConvertible, Sendable {
+    case embedded
+    case redis
+
+    var testDescription: String { rawValue }
+}
+
+/// Several contexts that share one broker and key prefix: they stand for server instances. On Redis
+/// each has its own connections; on the embedded broker they share the in-process one.
+final class Deployment: Sendable {
+    let contexts: [ResumableStreamContext]
+    let prefix: String
+    let redis: RedisClient?
+    private let connections: [(RedisClient, RedisSubscriber)]
+
+    private init(contexts: [ResumableStreamContext], prefix: String, redis: RedisClient?, connections: [(RedisClient, RedisSubscriber)]) {
+        self.contexts = contexts
+        self.prefix = prefix
+        self.redis = redis
+        self.connections = connections
+    }
+
+    static func make(
+        _ kind: BrokerKind,
+        contexts count: Int = 2,
+        redisURL: String? = nil,
+        options: (inout ResumableStreamOptions) -> Void = { _ in }
+    ) async throws -> Deployment {
+        var settings = ResumableStreamOptions(keyPrefix: "test-\(UUID().uuidString.prefix(8))", replayGrace: .zero)
+        options(&settings)
+        switch kind {
+        case .embedded:
+            let broker = EmbeddedStreamBroker()
+            let contexts = (0..<count).map { _ in ResumableStreamContext(broker: broker, options: settings) }
+            return Deployment(contexts: contexts, prefix: settings.keyPrefix, redis: nil, connections: [])
+        case .redis:
+            let configuration = try redisConfiguration(url: redisURL)
+            var connections: [(RedisClient, RedisSubscriber)] = []
+            for _ in 0..<count {
+                connections.append((
+                    try await RedisClient.connect(configuration: configuration),
+                    try await RedisSubscriber.connect(configuration: configuration)
+                ))
+            }
+            let contexts = connections.map { client, subscriber in
+                ResumableStreamContext(broker: RedisStreamBroker(client: client, subscriber: subscriber), options: settings)
+            }
+            let admin = try await RedisClient.connect(configuration: configuration)
+            return Deployment(contexts: contexts, prefix: settings.keyPrefix, redis: admin, connections: connections)
+        }
+    }
+
+    static func redisConfiguration(url: String? = nil) throws -> RedisConfiguration {
+        guard let url = url ?? ProcessInfo.processInfo.environment["REDIS_URL"] else {
+            throw MissingRedis()
+        }
+        return try RedisConfiguration(url: url)
+    }
+
+    struct MissingRedis: Error, CustomStringConvertible {
+        var description: String { "REDIS_URL is not set: run the tests with scripts/test, which starts a redis-server" }
+    }
+
+    /// Cuts context `index` off from Redis, as if its process had died.
+    func kill(context index: Int) async {
+        guard index < connections.count else { return }
+        await connections[index].1.close()
+        await connections[index].0.close()
+    }
+
+    func close() async {
+        for (client, subscriber) in connections {
+            await subscriber.close()
+            await client.close()
+        }
+        await redis?.close()
+    }
+
+    /// Runs `body` with a deployment and closes it afterwards, whatever happens.
+    static func with<Result>(
+        _ kind: BrokerKind,
+        contexts count: Int = 2,
+        options: (inout ResumableStreamOptions) -> Void = { _ in },
+        _ body: (Deployment) async throws -> Result
+    ) async throws -> Result {
+        let deployment = try await make(kind, contexts: count, options: options)
+        do {
+            let result = try await body(deployment)
+            await deployment.close()
+            return result
+        } catch {
+            await deployment.close()
+            throw error
+        }
+    }
+}
+
+/// A source the test feeds by hand, to see chunks arrive before the source ends.
+final class ManualSource: Sendable {
+    let stream: AsyncStream<String>
+    let continuation: AsyncStream<String>.Continuation
+    private let calls = NIOLockedValueBox(0)
+
+    init() {
+        (stream, continuation) = AsyncStream.makeStream(of: String.self)
+    }
+
+    /// The source closure to hand to the context; counts how often it is called.
+    var make: @Sendable () -> AsyncStream<String> {
+        { [self] in
+            calls.withLockedValue { $0 += 1 }
+            return stream
+        }
+    }
+
+    var callCount: Int { calls.withLockedValue { $0 } }
+
+    func send(_ chunks: String...) {
+        for chunk in chunks { continuation.yield(chunk) }
+    }
+
+    func finish() {
+        continuation.finish()
+    }
+}
