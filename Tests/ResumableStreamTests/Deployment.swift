@@ -88,10 +88,11 @@ final class Deployment: Sendable {
     static func with<Result>(
         _ kind: BrokerKind,
         contexts count: Int = 2,
+        redisURL: String? = nil,
         options: (inout ResumableStreamOptions) -> Void = { _ in },
         _ body: (Deployment) async throws -> Result
     ) async throws -> Result {
-        let deployment = try await make(kind, contexts: count, options: options)
+        let deployment = try await make(kind, contexts: count, redisURL: redisURL, options: options)
         do {
             let result = try await body(deployment)
             await deployment.close()
@@ -130,4 +131,52 @@ final class ManualSource: Sendable {
     func finish() {
         continuation.finish()
     }
+}
+
+struct UnexpectedResult: Error, CustomStringConvertible {
+    let description: String
+}
+
+extension ResumableStreamResult {
+    /// The reader, or an error that says what came instead.
+    func reader() throws -> ResumableStreamReader {
+        switch self {
+        case .stream(let reader): return reader
+        case .notFound: throw UnexpectedResult(description: "expected a stream, got notFound")
+        case .finished: throw UnexpectedResult(description: "expected a stream, got finished")
+        }
+    }
+
+    var isFinished: Bool {
+        if case .finished = self { return true }
+        return false
+    }
+
+    var isNotFound: Bool {
+        if case .notFound = self { return true }
+        return false
+    }
+}
+
+extension ResumableStreamReader {
+    /// Everything the reader gets, joined.
+    func text() async throws -> String {
+        var text = ""
+        for try await chunk in self { text += chunk.text }
+        return text
+    }
+}
+
+/// Waits until `condition` holds, checking again each time the task is scheduled.
+func eventually(
+    timeout: Duration = .seconds(10),
+    sourceLocation: SourceLocation = #_sourceLocation,
+    _ condition: () async throws -> Bool
+) async throws {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if try await condition() { return }
+        await Task.yield()
+    }
+    Issue.record("the condition did not hold within \(timeout)", sourceLocation: sourceLocation)
 }
