@@ -17,12 +17,21 @@ enum BrokerKind: String, CaseIterable, CustomTestStringConvertible, Sendable {
 /// each has its own connections; on the embedded broker they share the in-process one.
 final class Deployment: Sendable {
     let contexts: [ResumableStreamContext]
+    /// The broker as the contexts see it, for tests that play a reference instance through it.
+    let broker: any StreamBroker
     let prefix: String
     let redis: RedisClient?
     private let connections: [(RedisClient, RedisSubscriber)]
 
-    private init(contexts: [ResumableStreamContext], prefix: String, redis: RedisClient?, connections: [(RedisClient, RedisSubscriber)]) {
+    private init(
+        contexts: [ResumableStreamContext],
+        broker: any StreamBroker,
+        prefix: String,
+        redis: RedisClient?,
+        connections: [(RedisClient, RedisSubscriber)]
+    ) {
         self.contexts = contexts
+        self.broker = broker
         self.prefix = prefix
         self.redis = redis
         self.connections = connections
@@ -40,7 +49,7 @@ final class Deployment: Sendable {
         case .embedded:
             let broker = EmbeddedStreamBroker()
             let contexts = (0..<count).map { _ in ResumableStreamContext(broker: broker, options: settings) }
-            return Deployment(contexts: contexts, prefix: settings.keyPrefix, redis: nil, connections: [])
+            return Deployment(contexts: contexts, broker: broker, prefix: settings.keyPrefix, redis: nil, connections: [])
         case .redis:
             let configuration = try redisConfiguration(url: redisURL)
             var connections: [(RedisClient, RedisSubscriber)] = []
@@ -54,7 +63,14 @@ final class Deployment: Sendable {
                 ResumableStreamContext(broker: RedisStreamBroker(client: client, subscriber: subscriber), options: settings)
             }
             let admin = try await RedisClient.connect(configuration: configuration)
-            return Deployment(contexts: contexts, prefix: settings.keyPrefix, redis: admin, connections: connections)
+            let adminSubscriber = try await RedisSubscriber.connect(configuration: configuration)
+            return Deployment(
+                contexts: contexts,
+                broker: RedisStreamBroker(client: admin, subscriber: adminSubscriber),
+                prefix: settings.keyPrefix,
+                redis: admin,
+                connections: connections + [(admin, adminSubscriber)]
+            )
         }
     }
 
@@ -81,7 +97,6 @@ final class Deployment: Sendable {
             await subscriber.close()
             await client.close()
         }
-        await redis?.close()
     }
 
     /// Runs `body` with a deployment and closes it afterwards, whatever happens.

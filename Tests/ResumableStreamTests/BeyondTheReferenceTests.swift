@@ -1,0 +1,131 @@
+import NIOConcurrencyHelpers
+import Redis
+import ResumableStream
+import Testing
+
+/// Where this project does better than the reference: cancellation, late resume, followers that
+/// cannot hang, bounded buffers.
+@Suite("Beyond the reference")
+struct BeyondTheReferenceTests {
+    @Test(arguments: BrokerKind.allCases)
+    func cancelFromAnotherInstanceStopsTheSourceAndEndsEveryReader(kind: BrokerKind) async throws {
+        try await Deployment.with(kind) { deployment throws in
+            let source = ManualSource()
+            let observedCancellation = NIOLockedValueBox(false)
+            source.continuation.onTermination = { termination in
+                if case .cancelled = termination { observedCancellation.withLockedValue { $0 = true } }
+            }
+            let producer = try await deployment.contexts[0].resumableStream("cancel", source: source.make).reader()
+            source.send("before")
+            let follower = try await deployment.contexts[1].resumeExistingStream("cancel").reader()
+            var followerChunks = follower.makeAsyncIterator()
+            #expect(try await followerChunks.next()?.text == "before")
+
+            #expect(try await deployment.contexts[1].cancel("cancel"))
+
+            // Both readers see a cancellation, told apart from an error and from a normal end.
+            await #expect(throws: ResumableStreamError.cancelled) { _ = try await producer.text() }
+            await #expect(throws: ResumableStreamError.cancelled) { _ = try await followerChunks.next() }
+            try await eventually { observedCancellation.withLockedValue { $0 } }
+        }
+    }
+
+    @Test(arguments: BrokerKind.allCases)
+    func aResumeDuringTheReplayGraceGetsTheWholeStream(kind: BrokerKind) async throws {
+        try await Deployment.with(kind, options: { $0.replayGrace = .seconds(3) }) { deployment throws in
+            let source = ManualSource()
+            let reader = try await deployment.contexts[0].resumableStream("late", source: source.make).reader()
+            source.send("the ", "whole ", "text")
+            source.finish()
+            #expect(try await reader.text() == "the whole text")
+            // The source has ended; the stream still replays, on any instance.
+            #expect(try await deployment.contexts[1].state(of: "late") == .live)
+            #expect(try await deployment.contexts[1].resumeExistingStream("late").reader().text() == "the whole text")
+            #expect(try await deployment.contexts[1].resumeExistingStream("late", resumeAt: 4).reader().text() == "whole text")
+            await deployment.contexts[0].waitForProducer("late")
+            #expect(try await deployment.contexts[1].resumeExistingStream("late").isFinished)
+        }
+    }
+
+    @Test(arguments: BrokerKind.allCases)
+    func aFollowerWhoseEndMessageIsLostStillEnds(kind: BrokerKind) async throws {
+        try await Deployment.with(kind, options: { $0.watchdogInterval = .milliseconds(200) }) { deployment throws in
+            // The test plays a producer that answers, then finishes without sending the end message.
+            let broker = deployment.broker
+            let sentinel = "\(deployment.prefix):rs:sentinel:lost-end"
+            try await broker.set(sentinel, to: "1", expireInSeconds: 60)
+            let requests = try await broker.subscribe(to: "\(deployment.prefix):rs:request:lost-end")
+            defer { requests.cancel() }
+
+            async let follower = deployment.contexts[0].resumeExistingStream("lost-end").reader().text()
+            var incoming = requests.makeAsyncIterator()
+            guard case .message(let request)? = try await incoming.next(), let listener = listenerId(in: request) else {
+                Issue.record("expected a resume request"); return
+            }
+            try await broker.publish("everything", to: "\(deployment.prefix):rs:chunk:\(listener)")
+            try await broker.set(sentinel, to: "DONE", expireInSeconds: 60)
+            #expect(try await follower == "everything")
+        }
+    }
+
+    @Test(arguments: BrokerKind.allCases)
+    func theStreamBufferIsBoundedAndItsReadersSeeTheLimit(kind: BrokerKind) async throws {
+        try await Deployment.with(kind, options: { $0.streamBufferLimit = 10 }) { deployment throws in
+            let source = ManualSource()
+            let producer = try await deployment.contexts[0].resumableStream("bounded", source: source.make).reader()
+            source.send("12345")
+            let follower = try await deployment.contexts[1].resumeExistingStream("bounded").reader()
+            source.send("67890", "x")
+            var producerText = ""
+            await #expect(throws: ResumableStreamError.streamBufferLimitExceeded(limit: 10)) {
+                for try await chunk in producer { producerText += chunk.text }
+            }
+            #expect(producerText == "1234567890")
+            var followerText = ""
+            let error = await #expect(throws: ResumableStreamError.self) {
+                for try await chunk in follower { followerText += chunk.text }
+            }
+            #expect(followerText == "1234567890")
+            guard case .sourceFailed(let reason)? = error else {
+                Issue.record("expected the producer's failure, got \(String(describing: error))"); return
+            }
+            #expect(reason.contains("buffer limit"))
+            await deployment.contexts[0].waitForProducer("bounded")
+            #expect(deployment.contexts[0].bufferedBytes == 0)
+        }
+    }
+
+    @Test(arguments: BrokerKind.allCases)
+    func aThousandStreamsAtOnce(kind: BrokerKind) async throws {
+        try await Deployment.with(kind, options: { $0.replayGrace = .seconds(5) }) { deployment throws in
+            let ids = (0..<1_000).map { "stream-\($0)" }
+            let mismatches = try await withThrowingTaskGroup(of: Int.self) { group in
+                for id in ids {
+                    group.addTask {
+                        let source = ManualSource()
+                        let producer = try await deployment.contexts[0].resumableStream(id, source: source.make).reader()
+                        source.send("\(id):", "a", "b")
+                        let follower = try await deployment.contexts[1].resumeExistingStream(id, resumeAt: 1).reader()
+                        source.send("c")
+                        source.finish()
+                        let expected = "\(id):abc"
+                        let produced = try await producer.text()
+                        let followed = try await follower.text()
+                        return (produced == expected ? 0 : 1) + (followed == String(expected.dropFirst()) ? 0 : 1)
+                    }
+                }
+                return try await group.reduce(0, +)
+            }
+            #expect(mismatches == 0)
+        }
+    }
+}
+
+/// The listener id of a resume request, read as the reference reads it.
+func listenerId(in request: String) -> String? {
+    guard
+        let start = request.range(of: #""listenerId":""#)?.upperBound,
+        let end = request[start...].firstIndex(of: "\"")
+    else { return nil }
+    return String(request[start..<end])
+}

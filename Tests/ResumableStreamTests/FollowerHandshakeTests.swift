@@ -1,0 +1,205 @@
+@testable import ResumableStream
+import Testing
+
+struct FollowerHandshakeTests {
+    private let end = WireProtocol.endMessage
+
+    /// A handshake whose request was acknowledged.
+    private func streaming() -> FollowerHandshake {
+        var handshake = FollowerHandshake()
+        _ = handshake.received("ack")
+        return handshake
+    }
+
+    /// A handshake whose request was not acknowledged in time and is reading the sentinel.
+    private func checkingAfterTimeout() -> FollowerHandshake {
+        var handshake = FollowerHandshake()
+        _ = handshake.acknowledgementTimedOut()
+        return handshake
+    }
+
+    /// A handshake that found the stream idle and is reading the sentinel.
+    private func checkingWhileIdle() -> FollowerHandshake {
+        var handshake = streaming()
+        _ = handshake.idle()
+        return handshake
+    }
+
+    // MARK: messages
+
+    @Test func startsRequested() {
+        #expect(FollowerHandshake().state == .requested)
+    }
+
+    @Test func firstMessageAcknowledges() {
+        var handshake = FollowerHandshake()
+        #expect(handshake.received("hello") == .acknowledge("hello"))
+        #expect(handshake.state == .streaming)
+    }
+
+    @Test func emptyFirstMessageAcknowledges() {
+        var handshake = FollowerHandshake()
+        #expect(handshake.received("") == .acknowledge(""))
+        #expect(handshake.state == .streaming)
+    }
+
+    @Test func laterMessagesAppend() {
+        var handshake = streaming()
+        #expect(handshake.received("a") == .append("a"))
+        #expect(handshake.received("b") == .append("b"))
+        #expect(handshake.state == .streaming)
+    }
+
+    @Test func endMessageCompletes() {
+        var handshake = streaming()
+        #expect(handshake.received(end) == .finish(.completed))
+        #expect(handshake.state == .done)
+    }
+
+    @Test func endMessageBeforeAnyDataCompletes() {
+        var handshake = FollowerHandshake()
+        #expect(handshake.received(end) == .finish(.completed))
+        #expect(handshake.state == .done)
+    }
+
+    @Test func extendedCancelEndFailsAsCancelled() {
+        var handshake = streaming()
+        let message = WireProtocol.endMessage(.cancelled, extended: true)
+        #expect(handshake.received(message) == .finish(.failed(.cancelled)))
+    }
+
+    @Test func extendedFailedEndFailsWithTheSourceReason() {
+        var handshake = streaming()
+        let message = WireProtocol.endMessage(.failed("disk full"), extended: true)
+        #expect(handshake.received(message) == .finish(.failed(.sourceFailed("disk full"))))
+    }
+
+    // MARK: acknowledgement timeout
+
+    @Test func acknowledgementTimeoutChecks() {
+        var handshake = FollowerHandshake()
+        #expect(handshake.acknowledgementTimedOut() == .check)
+        #expect(handshake.state == .checkingAfterTimeout)
+    }
+
+    @Test func acknowledgementTimeoutWithDoneSentinelCompletes() {
+        var handshake = checkingAfterTimeout()
+        #expect(handshake.checked(sentinel: "DONE", producers: 0, streamId: "s") == .finish(.completed))
+        #expect(handshake.state == .done)
+    }
+
+    @Test func acknowledgementTimeoutWithLiveSentinelFails() {
+        var handshake = checkingAfterTimeout()
+        let action = handshake.checked(sentinel: "1", producers: 1, streamId: "s")
+        #expect(action == .finish(.failed(.acknowledgementTimeout(streamId: "s"))))
+        #expect(handshake.state == .done)
+    }
+
+    @Test func acknowledgementTimeoutAfterAcknowledgementDoesNothing() {
+        var handshake = streaming()
+        #expect(handshake.acknowledgementTimedOut() == .none)
+        #expect(handshake.state == .streaming)
+    }
+
+    @Test func acknowledgementArrivingDuringTheCheckWins() {
+        var handshake = checkingAfterTimeout()
+        #expect(handshake.received("late") == .acknowledge("late"))
+        #expect(handshake.checked(sentinel: "1", producers: 1, streamId: "s") == .none)
+        #expect(handshake.state == .streaming)
+    }
+
+    // MARK: idle checks
+
+    @Test func idleWhileStreamingChecks() {
+        var handshake = streaming()
+        #expect(handshake.idle() == .check)
+        #expect(handshake.state == .checkingWhileIdle)
+    }
+
+    @Test func idleBeforeAcknowledgementDoesNothing() {
+        var handshake = FollowerHandshake()
+        #expect(handshake.idle() == .none)
+        #expect(handshake.state == .requested)
+    }
+
+    @Test func idleWithDoneSentinelCompletes() {
+        var handshake = checkingWhileIdle()
+        #expect(handshake.checked(sentinel: "DONE", producers: 0, streamId: "s") == .finish(.completed))
+        #expect(handshake.state == .done)
+    }
+
+    @Test func idleWithoutSentinelLostTheProducer() {
+        var handshake = checkingWhileIdle()
+        #expect(handshake.checked(sentinel: nil, producers: 1, streamId: "s") == .finish(.failed(.producerLost(streamId: "s"))))
+        #expect(handshake.state == .done)
+    }
+
+    @Test func idleWithoutProducersLostTheProducer() {
+        var handshake = checkingWhileIdle()
+        #expect(handshake.checked(sentinel: "1", producers: 0, streamId: "s") == .finish(.failed(.producerLost(streamId: "s"))))
+        #expect(handshake.state == .done)
+    }
+
+    @Test func idleWithALiveProducerGoesOnStreaming() {
+        var handshake = checkingWhileIdle()
+        #expect(handshake.checked(sentinel: "2", producers: 1, streamId: "s") == .none)
+        #expect(handshake.state == .streaming)
+        #expect(handshake.received("more") == .append("more"))
+    }
+
+    @Test func messageArrivingDuringAnIdleCheckWins() {
+        var handshake = checkingWhileIdle()
+        #expect(handshake.received("more") == .append("more"))
+        #expect(handshake.checked(sentinel: nil, producers: 0, streamId: "s") == .none)
+        #expect(handshake.state == .streaming)
+    }
+
+    @Test func endArrivingDuringAnIdleCheckWins() {
+        var handshake = checkingWhileIdle()
+        #expect(handshake.received(end) == .finish(.completed))
+        #expect(handshake.checked(sentinel: nil, producers: 0, streamId: "s") == .none)
+        #expect(handshake.state == .done)
+    }
+
+    // MARK: gaps
+
+    @Test func gapWhileStreamingRequestsAgain() {
+        var handshake = streaming()
+        #expect(handshake.gap() == .requestAgain)
+        #expect(handshake.state == .requested)
+    }
+
+    @Test func gapBeforeAcknowledgementRequestsAgain() {
+        var handshake = FollowerHandshake()
+        #expect(handshake.gap() == .requestAgain)
+        #expect(handshake.state == .requested)
+    }
+
+    @Test func firstMessageAfterAGapAcknowledgesAgain() {
+        var handshake = streaming()
+        _ = handshake.gap()
+        #expect(handshake.received("again") == .acknowledge("again"))
+    }
+
+    // MARK: done
+
+    @Test func afterTheEndEverythingIsIgnored() {
+        var handshake = streaming()
+        _ = handshake.received(end)
+        #expect(handshake.received("late") == .none)
+        #expect(handshake.received(end) == .none)
+        #expect(handshake.gap() == .none)
+        #expect(handshake.idle() == .none)
+        #expect(handshake.acknowledgementTimedOut() == .none)
+        #expect(handshake.checked(sentinel: "DONE", producers: 0, streamId: "s") == .none)
+        #expect(handshake.state == .done)
+    }
+
+    @Test func abandonMakesItDone() {
+        var handshake = streaming()
+        handshake.abandon()
+        #expect(handshake.state == .done)
+        #expect(handshake.received("late") == .none)
+        #expect(handshake.gap() == .none)
+    }
+}
