@@ -122,13 +122,13 @@ final class Producer: Sendable {
         do {
             while true {
                 let read = first
-                    ? buffer.readNow(at: offset, maximumBytes: frameSize) ?? .text([])
+                    ? buffer.readNow(at: offset, maximumBytes: frameSize) ?? .text([""], end: offset)
                     : try await buffer.read(at: offset, maximumBytes: frameSize)
                 first = false
                 switch read {
-                case .text(let pieces):
+                case .text(let pieces, let end):
                     let text = pieces.count == 1 ? pieces[0] : Substring(pieces.joined())
-                    offset += pieces.reduce(0) { $0 + TextUnits.count($1) }
+                    offset = end
                     for frame in TextUnits.frames(of: text, maximumBytes: frameSize) {
                         // Nobody received it: the listener has gone, stop answering it.
                         guard try await core.broker.publish(String(frame), to: channel) > 0 else { return }

@@ -46,6 +46,7 @@ public final class ResumableStreamContext: Sendable {
         source: @escaping @Sendable () -> Source
     ) async throws -> ResumableStreamResult where Source.Element == String {
         try Self.validate(streamId)
+        guard resumeAt >= 0 else { throw ResumableStreamError.invalidOffset(resumeAt) }
         // Listen for requests before the sentinel tells anyone the stream exists.
         let requests = try await core.broker.subscribe(to: core.wire.requestChannel(streamId))
         let count: Int?
@@ -93,6 +94,7 @@ public final class ResumableStreamContext: Sendable {
     /// Resumes a stream that exists, from `resumeAt` (in UTF-16 code units, as the reference counts).
     public func resumeExistingStream(_ streamId: String, resumeAt: Int = 0) async throws -> ResumableStreamResult {
         try Self.validate(streamId)
+        guard resumeAt >= 0 else { throw ResumableStreamError.invalidOffset(resumeAt) }
         switch try await core.broker.get(core.wire.sentinelKey(streamId)) {
         case nil: return .notFound
         case WireProtocol.doneValue: return .finished

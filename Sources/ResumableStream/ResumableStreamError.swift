@@ -13,6 +13,8 @@ public enum ResumableStreamError: Error, Sendable, Hashable, CustomStringConvert
     case processBufferLimitExceeded(limit: Int)
     /// The producer did not answer a resume request within the acknowledgement timeout.
     case acknowledgementTimeout(streamId: String)
+    /// A negative offset.
+    case invalidOffset(Int)
     /// The stream is finished and shorter than the requested offset.
     case offsetBeyondEnd(offset: Int, length: Int)
     /// The stream stopped without an end: its producer went away (its process died, or its Redis
@@ -30,6 +32,7 @@ public enum ResumableStreamError: Error, Sendable, Hashable, CustomStringConvert
         case .streamBufferLimitExceeded(let limit): return "the stream exceeded its buffer limit of \(limit) bytes"
         case .processBufferLimitExceeded(let limit): return "the streams of this process exceeded their buffer limit of \(limit) bytes"
         case .acknowledgementTimeout(let id): return "the producer of stream '\(id)' did not acknowledge the resume request in time"
+        case .invalidOffset(let offset): return "offset \(offset) is negative"
         case .offsetBeyondEnd(let offset, let length): return "offset \(offset) is past the end of the finished stream (\(length))"
         case .producerLost(let id): return "the producer of stream '\(id)' went away before the stream ended"
         case .invalidStreamId(let reason): return "invalid stream id: \(reason)"

@@ -33,9 +33,9 @@ public struct ResumableStreamReader: AsyncSequence, Sendable {
 
         public mutating func next() async throws -> ResumableStreamChunk? {
             switch try await buffer.read(at: offset, maximumChunks: 1) {
-            case .text(let pieces):
-                offset += TextUnits.count(pieces[0])
-                return ResumableStreamChunk(text: String(pieces[0]), offset: offset)
+            case .text(let pieces, let end):
+                offset = end
+                return ResumableStreamChunk(text: String(pieces[0]), offset: end)
             case .end(.completed):
                 return nil
             case .end(.failed(let error)):

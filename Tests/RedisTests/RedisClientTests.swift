@@ -114,7 +114,13 @@ struct RedisClientTests {
         try await TestRedis.withClient { client throws in
             let key = TestRedis.unique("large")
             // Every byte value, in a pattern that does not repeat at any power-of-two stride.
-            let value = ByteBuffer(bytes: (0..<(8 * 1024 * 1024)).lazy.map { UInt8(truncatingIfNeeded: $0 &* 31 % 251 &+ $0 >> 16) })
+            let size = 8 * 1024 * 1024
+            let value = ByteBuffer(bytes: [UInt8](unsafeUninitializedCapacity: size) { bytes, count in
+                for index in 0..<size {
+                    bytes[index] = UInt8(truncatingIfNeeded: index &* 31 % 251 &+ index >> 16)
+                }
+                count = size
+            })
             try await client.set(key, to: .bytes(value))
             let stored = try await client.get(key)
             #expect(stored?.readableBytes == value.readableBytes)

@@ -43,7 +43,13 @@ final class Deployment: Sendable {
         redisURL: String? = nil,
         options: (inout ResumableStreamOptions) -> Void = { _ in }
     ) async throws -> Deployment {
-        var settings = ResumableStreamOptions(keyPrefix: "test-\(UUID().uuidString.prefix(8))", replayGrace: .zero)
+        // A generous acknowledgement timeout: the suite runs many tests at once on two cores, and
+        // only the tests of the timeout itself (FollowerHandshakeTests) depend on its length.
+        var settings = ResumableStreamOptions(
+            keyPrefix: "test-\(UUID().uuidString.prefix(8))",
+            acknowledgementTimeout: .seconds(10),
+            replayGrace: .zero
+        )
         options(&settings)
         switch kind {
         case .embedded:

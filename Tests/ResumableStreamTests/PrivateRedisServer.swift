@@ -43,9 +43,10 @@ final class PrivateRedisServer: Sendable {
 
     struct StartFailed: Error {}
 
+    /// Asks the server to exit (SIGTERM; without persistence it exits at once). Not
+    /// `waitUntilExit()`: on Linux it spins a run loop and does not return on a concurrency thread.
     func stop() {
         process.terminate()
-        process.waitUntilExit()
     }
 
     /// Calls per command since the last `CONFIG RESETSTAT`, from `INFO commandstats`.

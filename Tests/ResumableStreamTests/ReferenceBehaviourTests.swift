@@ -177,10 +177,13 @@ struct ReferenceBehaviourTests {
     }
 
     @Test(arguments: BrokerKind.allCases)
-    func invalidStreamIdsAreRefusedBeforeTheBroker(kind: BrokerKind) async throws {
+    func invalidIdsAndOffsetsAreRefusedBeforeTheBroker(kind: BrokerKind) async throws {
         try await Deployment.with(kind) { deployment throws in
             for id in ["", String(repeating: "x", count: 300), "line\nbreak"] {
                 await #expect(throws: ResumableStreamError.self) { try await deployment.contexts[0].state(of: id) }
+            }
+            await #expect(throws: ResumableStreamError.invalidOffset(-1)) {
+                try await deployment.contexts[0].resumeExistingStream("any", resumeAt: -1)
             }
         }
     }

@@ -67,6 +67,7 @@ public final class EmbeddedStreamBroker: StreamBroker {
         }
     }
 
+    @discardableResult
     public func publish(_ message: String, to channel: String) async throws -> Int {
         state.withLock { state in
             guard var subscribers = state.channels[channel] else { return 0 }

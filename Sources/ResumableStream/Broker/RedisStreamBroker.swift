@@ -40,6 +40,7 @@ public struct RedisStreamBroker: StreamBroker {
         try await client.expire(key, seconds: seconds)
     }
 
+    @discardableResult
     public func publish(_ message: String, to channel: String) async throws -> Int {
         try await client.publish(.string(message), to: channel)
     }

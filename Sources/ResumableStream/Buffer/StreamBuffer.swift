@@ -98,9 +98,17 @@ final class StreamBuffer: Sendable {
 
     enum Read: Equatable {
         /// Text from the offset: whole chunks (the first may be a suffix), at most `maximumBytes`
-        /// together unless a single chunk is larger.
-        case text([Substring])
+        /// together unless a single chunk is larger, and the offset just after them. Readers move
+        /// to `end`, not by the length of the text: an offset inside a surrogate pair starts the
+        /// text after the pair.
+        case text([Substring], end: Int)
         case end(Outcome)
+
+        /// The text's pieces, `nil` at the end.
+        var pieces: [Substring]? {
+            if case .text(let pieces, _) = self { return pieces }
+            return nil
+        }
     }
 
     /// What can be read at `offset` now, without waiting: `nil` when the reader must wait.
@@ -141,7 +149,8 @@ final class StreamBuffer: Sendable {
         }
     }
 
-    private static func read(in state: State, at offset: Int, maximumBytes: Int, maximumChunks: Int) -> Read? {
+    private static func read(in state: State, at requested: Int, maximumBytes: Int, maximumChunks: Int) -> Read? {
+        let offset = max(requested, 0)
         let length = state.length
         if offset >= length {
             switch state.outcome {
@@ -158,7 +167,12 @@ final class StreamBuffer: Sendable {
             if state.ends[middle] <= offset { low = middle + 1 } else { high = middle }
         }
         let start = low == 0 ? 0 : state.ends[low - 1]
-        var pieces = [TextUnits.dropping(offset - start, from: state.chunks[low][...])]
+        let first = TextUnits.dropping(offset - start, from: state.chunks[low][...])
+        guard !first.isEmpty else {
+            // The offset was inside a surrogate pair that ends the chunk: read from the next one.
+            return read(in: state, at: state.ends[low], maximumBytes: maximumBytes, maximumChunks: maximumChunks)
+        }
+        var pieces = [first]
         var bytes = pieces[0].utf8.count
         var index = low + 1
         while index < state.chunks.count, pieces.count < maximumChunks {
@@ -168,7 +182,7 @@ final class StreamBuffer: Sendable {
             bytes += size
             index += 1
         }
-        return .text(pieces)
+        return .text(pieces, end: state.ends[index - 1])
     }
 
     private static func takeWaiters(_ state: inout State) -> [CheckedContinuation<Read?, Never>] {

@@ -1,0 +1,170 @@
+import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+import Redis
+import ResumableStream
+import Testing
+
+/// The protocol at the wire, and what it costs in Redis commands.
+@Suite("Redis wire protocol")
+struct RedisWireTests {
+    static let endMessage = "\n\n\nDONE_SENTINEL_hasdfasudfyge374%$%^$EDSATRTYFtydryrte\n"
+
+    /// The test is the reference's consumer: its own chunk channel first, then the request.
+    @Test(arguments: [#""skipCharacters":3"#, #""skipCharacters":null"#, ""])
+    func aReferenceConsumerResumesASwiftStream(skipField: String) async throws {
+        try await Deployment.with(.redis, contexts: 1) { deployment throws in
+            let source = ManualSource()
+            let reader = try await deployment.contexts[0].resumableStream("wire", source: source.make).reader()
+            source.send("Hello ", "wire")
+            let subscriber = try await RedisSubscriber.connect(configuration: Deployment.redisConfiguration())
+            defer { Task { await subscriber.close() } }
+            let listener = "reference-\(UUID().uuidString)"
+            let chunks = try await subscriber.subscribe(to: "\(deployment.prefix):rs:chunk:\(listener)")
+            let request = "{\"listenerId\":\"\(listener)\"\(skipField.isEmpty ? "" : ",")\(skipField)}"
+            #expect(try await deployment.redis?.publish(.string(request), to: "\(deployment.prefix):rs:request:wire") == 1)
+
+            var messages = chunks.makeAsyncIterator()
+            let skipped = skipField.contains("3") ? "lo wire" : "Hello wire"
+            #expect(try await messages.next() == .message(ByteBuffer(string: skipped)))
+            source.send("!")
+            #expect(try await messages.next() == .message(ByteBuffer(string: "!")))
+            source.finish()
+            #expect(try await messages.next() == .message(ByteBuffer(string: Self.endMessage)))
+            #expect(try await reader.text() == "Hello wire!")
+        }
+    }
+
+    /// The test is the reference's producer: INCR, listen for requests, answer on the listener's channel.
+    @Test func aSwiftConsumerResumesAReferenceStream() async throws {
+        try await Deployment.with(.redis, contexts: 1) { deployment throws in
+            let redis = try #require(deployment.redis)
+            let sentinel = "\(deployment.prefix):rs:sentinel:ref"
+            #expect(try await redis.incr(sentinel) == 1)
+            let requests = try await deployment.broker.subscribe(to: "\(deployment.prefix):rs:request:ref")
+            defer { requests.cancel() }
+
+            async let followed = deployment.contexts[0].resumeExistingStream("ref", resumeAt: 2).reader().text()
+            var incoming = requests.makeAsyncIterator()
+            guard case .message(let message)? = try await incoming.next() else {
+                Issue.record("expected a request"); return
+            }
+            // The request is what the reference reads: a listener id and a number of characters to skip.
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(message.utf8)) as? [String: Any])
+            let listener = try #require(object["listenerId"] as? String)
+            let skip = try #require(object["skipCharacters"] as? Int)
+            let chunkChannel = "\(deployment.prefix):rs:chunk:\(listener)"
+            let text = "abcdef"
+            try await redis.publish(.string(String(text.dropFirst(skip))), to: chunkChannel)
+            try await redis.publish("ghi", to: chunkChannel)
+            try await redis.publish(.string(Self.endMessage), to: chunkChannel)
+            try await redis.set(sentinel, to: "DONE", expireInSeconds: 86_400)
+            #expect(try await followed == "cdefghi")
+            #expect(try await deployment.contexts[0].state(of: "ref") == .finished)
+        }
+    }
+
+    @Test func theSentinelAlwaysExpires() async throws {
+        try await Deployment.with(.redis, contexts: 1, options: { $0.sentinelExpirySeconds = 300 }) { deployment throws in
+            let redis = try #require(deployment.redis)
+            let source = ManualSource()
+            _ = try await deployment.contexts[0].resumableStream("idempotent", source: source.make).reader()
+            _ = try await deployment.contexts[0].createNewResumableStream("explicit", source: ManualSource().make)
+            for id in ["idempotent", "explicit"] {
+                let ttl = try await redis.send("TTL", .string("\(deployment.prefix):rs:sentinel:\(id)")).integer ?? -1
+                #expect((1...300).contains(ttl))
+            }
+            source.finish()
+        }
+    }
+
+    /// 100 followers over three instances cost three PUBLISHes per chunk, not a hundred.
+    @Test func followersShareOneUpstreamPerInstance() async throws {
+        let server = try await PrivateRedisServer.start()
+        defer { server.stop() }
+        try await Deployment.with(.redis, contexts: 4, redisURL: server.url) { deployment throws in
+            let redis = try #require(deployment.redis)
+            let source = ManualSource()
+            _ = try await deployment.contexts[0].resumableStream("crowd", source: source.make).reader()
+            let followers = 100
+            let received = NIOLockedValueBox([Int](repeating: 0, count: 100))
+            let readers = try await withThrowingTaskGroup(of: ResumableStreamReader.self) { group in
+                for index in 0..<followers {
+                    let context = deployment.contexts[1 + index % 3]
+                    group.addTask { try await context.resumeExistingStream("crowd").reader() }
+                }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            let reading = Task {
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for reader in readers {
+                        group.addTask {
+                            for try await chunk in reader {
+                                received.withLockedValue { $0[Int(chunk.text) ?? 99] += 1 }
+                            }
+                        }
+                    }
+                    try await group.waitForAll()
+                }
+            }
+            _ = try await redis.send("CONFIG", "RESETSTAT")
+            let chunks = 20
+            for index in 0..<chunks {
+                source.send("\(index)")
+                try await eventually { received.withLockedValue { $0[index] } == followers }
+            }
+            source.finish()
+            try await reading.value
+            let publishes = try await PrivateRedisServer.commandCalls(redis)["publish"] ?? 0
+            // One PUBLISH per chunk per instance with followers, and one end message each.
+            #expect(publishes == 3 * chunks + 3)
+        }
+    }
+
+    /// A stream nobody resumes costs the same few commands, whatever its length.
+    @Test func theCommonCaseCostsAFixedNumberOfCommands() async throws {
+        let server = try await PrivateRedisServer.start()
+        defer { server.stop() }
+        try await Deployment.with(.redis, contexts: 1, redisURL: server.url) { deployment throws in
+            let redis = try #require(deployment.redis)
+            var costs: [[String: Int]] = []
+            for chunks in [10, 1_000] {
+                _ = try await redis.send("CONFIG", "RESETSTAT")
+                let id = "common-\(chunks)"
+                let source = ManualSource()
+                let reader = try await deployment.contexts[0].resumableStream(id, source: source.make).reader()
+                for index in 0..<chunks { source.send("chunk \(index) ") }
+                source.finish()
+                _ = try await reader.text()
+                await deployment.contexts[0].waitForProducer(id)
+                var calls = try await PrivateRedisServer.commandCalls(redis)
+                calls = calls.filter { !$0.key.hasPrefix("config") && $0.key != "info" }
+                costs.append(calls)
+            }
+            #expect(costs[0] == costs[1])
+            // Four round trips: SUBSCRIBE, EVAL (whose INCR and EXPIRE commandstats counts too), SET
+            // DONE, UNSUBSCRIBE.
+            #expect(costs[1] == ["subscribe": 1, "eval": 1, "incr": 1, "expire": 1, "set": 1, "unsubscribe": 1])
+        }
+    }
+
+    @Test func followersOfADeadProducerEndWithAClearErrorAndItsSentinelExpires() async throws {
+        try await Deployment.with(.redis, contexts: 2, options: {
+            $0.sentinelExpirySeconds = 2
+            $0.watchdogInterval = .milliseconds(200)
+        }) { deployment throws in
+            let redis = try #require(deployment.redis)
+            let source = ManualSource()
+            _ = try await deployment.contexts[0].resumableStream("doomed", source: source.make).reader()
+            source.send("partial")
+            let follower = try await deployment.contexts[1].resumeExistingStream("doomed").reader()
+            var chunks = follower.makeAsyncIterator()
+            #expect(try await chunks.next()?.text == "partial")
+
+            await deployment.kill(context: 0)
+            await #expect(throws: ResumableStreamError.producerLost(streamId: "doomed")) { _ = try await chunks.next() }
+            try await eventually { try await redis.get("\(deployment.prefix):rs:sentinel:doomed") == nil }
+            source.finish()
+        }
+    }
+}
