@@ -54,7 +54,10 @@ final class Mirror: Sendable {
                 events = try await core.broker.subscribe(to: core.wire.chunkChannel(listenerId))
                 subscription.withLock { $0 = events }
                 let request = WireProtocol.encode(.resume(listenerId: listenerId, skip: buffer.length, endReasons: true))
-                try await core.broker.publish(request, to: core.wire.requestChannel(streamId))
+                let producers = try await core.broker.publish(request, to: core.wire.requestChannel(streamId))
+                if producers == 0, machine.withLock({ $0.requestUnheard() }) == .check {
+                    await check()
+                }
             } catch {
                 perform(.finish(.failed(.broker("\(error)"))))
                 return

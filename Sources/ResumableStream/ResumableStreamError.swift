@@ -17,6 +17,9 @@ public enum ResumableStreamError: Error, Sendable, Hashable, CustomStringConvert
     case invalidOffset(Int)
     /// The stream is finished and shorter than the requested offset.
     case offsetBeyondEnd(offset: Int, length: Int)
+    /// This instance lost its connection to the stream, and the stream finished before it could
+    /// ask again for what it missed. A longer replay grace lets it recover.
+    case missedEnd(streamId: String)
     /// The stream stopped without an end: its producer went away (its process died, or its Redis
     /// connection was cut) or its sentinel vanished.
     case producerLost(streamId: String)
@@ -34,6 +37,7 @@ public enum ResumableStreamError: Error, Sendable, Hashable, CustomStringConvert
         case .acknowledgementTimeout(let id): return "the producer of stream '\(id)' did not acknowledge the resume request in time"
         case .invalidOffset(let offset): return "offset \(offset) is negative"
         case .offsetBeyondEnd(let offset, let length): return "offset \(offset) is past the end of the finished stream (\(length))"
+        case .missedEnd(let id): return "the stream '\(id)' finished while this instance was cut off from it; what it missed is no longer replayed"
         case .producerLost(let id): return "the producer of stream '\(id)' went away before the stream ended"
         case .invalidStreamId(let reason): return "invalid stream id: \(reason)"
         case .broker(let reason): return "the broker failed: \(reason)"

@@ -57,14 +57,17 @@ final class Deployment: Sendable {
             let contexts = (0..<count).map { _ in ResumableStreamContext(broker: broker, options: settings) }
             return Deployment(contexts: contexts, broker: broker, prefix: settings.keyPrefix, redis: nil, connections: [])
         case .redis:
-            let configuration = try redisConfiguration(url: redisURL)
+            var configuration = try redisConfiguration(url: redisURL)
             var connections: [(RedisClient, RedisSubscriber)] = []
-            for _ in 0..<count {
+            for index in 0..<count {
+                // Named, so that a test can cut one instance's connections with CLIENT KILL.
+                configuration.clientName = "\(settings.keyPrefix)-\(index)"
                 connections.append((
                     try await RedisClient.connect(configuration: configuration),
                     try await RedisSubscriber.connect(configuration: configuration)
                 ))
             }
+            configuration.clientName = nil
             let contexts = connections.map { client, subscriber in
                 ResumableStreamContext(broker: RedisStreamBroker(client: client, subscriber: subscriber), options: settings)
             }
@@ -89,6 +92,11 @@ final class Deployment: Sendable {
 
     struct MissingRedis: Error, CustomStringConvertible {
         var description: String { "REDIS_URL is not set: run the tests with scripts/test, which starts a redis-server" }
+    }
+
+    /// The client name of context `index`'s connections.
+    func clientName(of index: Int) -> String {
+        "\(prefix)-\(index)"
     }
 
     /// Cuts context `index` off from Redis, as if its process had died.

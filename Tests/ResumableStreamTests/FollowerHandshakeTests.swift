@@ -202,4 +202,18 @@ struct FollowerHandshakeTests {
         #expect(handshake.received("late") == .none)
         #expect(handshake.gap() == .none)
     }
+
+    @Test func aStreamFoundFinishedAfterAGapIsAnErrorNotAnEnd() {
+        var handshake = FollowerHandshake()
+        _ = handshake.received("")
+        #expect(handshake.gap() == .requestAgain)
+        #expect(handshake.acknowledgementTimedOut() == .check)
+        #expect(handshake.checked(sentinel: "DONE", producers: 0, streamId: "s") == .finish(.failed(.missedEnd(streamId: "s"))))
+    }
+
+    @Test func anUnheardRequestIsCheckedAtOnce() {
+        var handshake = FollowerHandshake()
+        #expect(handshake.requestUnheard() == .check)
+        #expect(handshake.checked(sentinel: "DONE", producers: 0, streamId: "s") == .finish(.completed))
+    }
 }

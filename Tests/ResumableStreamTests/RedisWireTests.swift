@@ -167,4 +167,40 @@ struct RedisWireTests {
             source.finish()
         }
     }
+
+    /// A follower instance whose subscriber connection is cut mid-stream asks again from what it has:
+    /// its readers see neither a gap nor a duplicate.
+    @Test func aFollowerInstanceRecoversFromALostSubscriberConnection() async throws {
+        // The replay grace lets a follower that was cut off near the end still ask for the rest.
+        try await Deployment.with(.redis, contexts: 2, options: { $0.replayGrace = .seconds(30) }) { deployment throws in
+            let redis = try #require(deployment.redis)
+            let source = ManualSource()
+            let producer = try await deployment.contexts[0].resumableStream("cut", source: source.make).reader()
+            let follower = try await deployment.contexts[1].resumeExistingStream("cut").reader()
+            var chunks = follower.makeAsyncIterator()
+            var text = ""
+            for index in 0..<5 {
+                source.send("\(index),")
+                text += try await chunks.next()?.text ?? ""
+            }
+            // Only the subscriber connection carries SUBSCRIBE; kill it, not the command connection.
+            let list = try await redis.send("CLIENT", "LIST").string ?? ""
+            let subscriberLine = try #require(list.split(separator: "\n").first {
+                $0.contains(" name=\(deployment.clientName(of: 1)) ") && $0.contains(" sub=") && !$0.contains(" sub=0 ")
+            })
+            let id = try #require(subscriberLine.split(separator: " ").first { $0.hasPrefix("id=") }?.dropFirst(3))
+            #expect(try await redis.send("CLIENT", "KILL", "ID", .string(String(id))).integer == 1)
+
+            for index in 5..<10 {
+                source.send("\(index),")
+            }
+            source.finish()
+            while let chunk = try await chunks.next() {
+                text += chunk.text
+            }
+            let expected = (0..<10).map { "\($0)," }.joined()
+            #expect(text == expected)
+            #expect(try await producer.text() == expected)
+        }
+    }
 }

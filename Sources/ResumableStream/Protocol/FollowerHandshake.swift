@@ -31,6 +31,8 @@ struct FollowerHandshake {
     }
 
     private(set) var state = State.requested
+    /// Messages were lost once already: a stream found finished now may lack its end.
+    private(set) var hadGap = false
 
     mutating func received(_ message: String) -> Action {
         switch state {
@@ -57,6 +59,12 @@ struct FollowerHandshake {
         return .check
     }
 
+    /// The request reached no subscriber: no producer listens, so there is no use waiting for an
+    /// acknowledgement. Checked at once, as after a timeout.
+    mutating func requestUnheard() -> Action {
+        acknowledgementTimedOut()
+    }
+
     mutating func idle() -> Action {
         guard state == .streaming else { return .none }
         state = .checkingWhileIdle
@@ -67,9 +75,12 @@ struct FollowerHandshake {
     mutating func checked(sentinel: String?, producers: Int, streamId: String) -> Action {
         switch state {
         case .checkingAfterTimeout:
-            // As the reference: a producer that finished meanwhile is not an error.
+            // As the reference: a producer that finished meanwhile is not an error, unless this
+            // request was to recover from a gap, whose text is now lost.
             if sentinel == WireProtocol.doneValue {
-                return finish(.completed)
+                guard hadGap else { return finish(.completed) }
+                state = .done
+                return .finish(.failed(.missedEnd(streamId: streamId)))
             }
             state = .done
             return .finish(.failed(.acknowledgementTimeout(streamId: streamId)))
@@ -99,11 +110,9 @@ struct FollowerHandshake {
         switch state {
         case .done:
             return .none
-        case .requested, .checkingAfterTimeout:
+        case .requested, .checkingAfterTimeout, .streaming, .checkingWhileIdle:
             state = .requested
-            return .requestAgain
-        case .streaming, .checkingWhileIdle:
-            state = .requested
+            hadGap = true
             return .requestAgain
         }
     }
