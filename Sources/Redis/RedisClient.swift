@@ -1,4 +1,5 @@
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 
@@ -11,6 +12,8 @@ import NIOPosix
 public final class RedisClient: Sendable {
     public var configuration: RedisConfiguration { connection.configuration }
     private let connection: ReconnectingConnection
+    private let outboxes = NIOLockedValueBox<CommandOutbox?>(nil)
+    private let allocator = ByteBufferAllocator()
 
     private init(connection: ReconnectingConnection) {
         self.connection = connection
@@ -45,22 +48,18 @@ public final class RedisClient: Sendable {
     ///   when the connection fails or the reply does not come in time.
     public func send(_ arguments: [RedisArgument]) async throws -> RedisReply {
         let deadline = NIODeadline.now() + connection.configuration.commandTimeout
-        let channel: any Channel
-        if let current = connection.currentChannel {
-            channel = current
-        } else {
-            channel = try await connection.channel(deadline: deadline).get()
-        }
+        let encoded = RedisConnector.encode(arguments, allocator: allocator)
+        var outbox = try await outbox(deadline: deadline)
         let reply: RedisReply
         do {
-            reply = try await RedisConnector.send(arguments, on: channel, deadline: deadline).get()
+            reply = try await send(encoded, through: outbox, deadline: deadline)
         } catch is CommandNotSent {
             // The connection was closing under us. Once its close is complete the reconnection has
             // begun (it watches the same close), and the command can wait for the new connection.
-            try? await channel.closeFuture.get()
-            let next = try await connection.channel(deadline: deadline).get()
+            try? await outbox.channel.closeFuture.get()
+            outbox = try await self.outbox(deadline: deadline)
             do {
-                reply = try await RedisConnector.send(arguments, on: next, deadline: deadline).get()
+                reply = try await send(encoded, through: outbox, deadline: deadline)
             } catch is CommandNotSent {
                 throw RedisConnectionError.connectionClosed
             }
@@ -69,6 +68,28 @@ public final class RedisClient: Sendable {
             throw RedisServerError(message: message)
         }
         return reply
+    }
+
+    private func send(_ encoded: ByteBuffer, through outbox: CommandOutbox, deadline: NIODeadline) async throws -> RedisReply {
+        try await withCheckedThrowingContinuation { continuation in
+            outbox.send(RedisRequest(encoded: encoded, reply: .continuation(continuation), deadline: deadline))
+        }
+    }
+
+    /// The outbox of the open connection, waiting for a reconnection until `deadline` if needed.
+    private func outbox(deadline: NIODeadline) async throws -> CommandOutbox {
+        let channel: any Channel
+        if let current = connection.currentChannel {
+            channel = current
+        } else {
+            channel = try await connection.channel(deadline: deadline).get()
+        }
+        return outboxes.withLockedValue { outbox in
+            if let outbox, outbox.channel === channel { return outbox }
+            let fresh = CommandOutbox(channel: channel)
+            outbox = fresh
+            return fresh
+        }
     }
 
     /// Sends any command and returns its reply.

@@ -42,26 +42,23 @@ enum RedisConnector {
             }
     }
 
-    /// Sends one command on a connection set up by ``connect(configuration:eventLoop:logger:)``.
+    /// Sends one command on a connection set up by ``connect(configuration:eventLoop:logger:)``,
+    /// outside any batch: for the connection's setup.
     static func send(
         _ arguments: [RedisArgument],
         on channel: any Channel,
         deadline: NIODeadline
     ) -> EventLoopFuture<RedisReply> {
-        var encoded = channel.allocator.buffer(capacity: 64)
-        HiredisCommandEncoder.encode(arguments, into: &encoded)
         let promise = channel.eventLoop.makePromise(of: RedisReply.self)
-        channel.writeAndFlush(RedisRequest(encoded: encoded, promise: promise, deadline: deadline))
-            .whenFailure { error in
-                switch error {
-                case ChannelError.ioOnClosedChannel, ChannelError.alreadyClosed:
-                    // The channel closed before the command reached the handler.
-                    promise.fail(CommandNotSent())
-                default:
-                    promise.fail(error is CommandNotSent ? error : RedisConnectionError.connectionClosed)
-                }
-            }
+        RedisBatch([RedisRequest(encoded: encode(arguments, allocator: channel.allocator), reply: .promise(promise), deadline: deadline)])
+            .write(to: channel)
         return promise.futureResult
+    }
+
+    static func encode(_ arguments: [RedisArgument], allocator: ByteBufferAllocator) -> ByteBuffer {
+        var encoded = allocator.buffer(capacity: 64)
+        HiredisCommandEncoder.encode(arguments, into: &encoded)
+        return encoded
     }
 
     private static func handshake(
