@@ -47,10 +47,13 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
+        // What both test targets share.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(
             name: "ResumableStreamTests",
             dependencies: [
                 "ResumableStream",
+                "TestSupport",
                 "Redis",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -60,6 +63,7 @@ let package = Package(
             name: "RedisTests",
             dependencies: [
                 "Redis",
+                "TestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),

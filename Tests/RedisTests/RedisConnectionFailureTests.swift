@@ -2,6 +2,7 @@ import NIOCore
 import NIOPosix
 import Redis
 import NIOConcurrencyHelpers
+import TestSupport
 import Testing
 
 @Suite("Redis connection failures")

@@ -1,6 +1,7 @@
 import NIOConcurrencyHelpers
 import NIOCore
 import Redis
+import TestSupport
 import Testing
 
 @Suite("Redis subscriber against redis-server")

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import NIOCore
 import Redis
+import TestSupport
 import Testing
 
 /// The redis-server that the test command started (see scripts/test).
@@ -89,19 +90,4 @@ enum TestRedis {
         let list = try await admin.send("CLIENT", "LIST").string ?? ""
         return list.split(separator: "\n").filter { $0.contains(" name=\(name) ") }.count
     }
-}
-
-/// Waits until `condition` holds, checking again each time the task is scheduled; fails after `timeout`.
-/// For state that only polling can see (a CLIENT LIST entry, an UNSUBSCRIBE that landed).
-func eventually(
-    timeout: Duration = .seconds(10),
-    sourceLocation: SourceLocation = #_sourceLocation,
-    _ condition: () async throws -> Bool
-) async throws {
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
-        if try await condition() { return }
-        await Task.yield()
-    }
-    Issue.record("the condition did not hold within \(timeout)", sourceLocation: sourceLocation)
 }

@@ -1,6 +1,7 @@
 import NIOConcurrencyHelpers
 import Redis
 import ResumableStream
+import TestSupport
 import Testing
 
 /// Where this project does better than the reference: cancellation, late resume, followers that

@@ -3,6 +3,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import Redis
 import ResumableStream
+import TestSupport
 import Testing
 
 /// Which broker a test runs on: the same tests run on both.
@@ -194,18 +195,4 @@ extension ResumableStreamReader {
         for try await chunk in self { text += chunk.text }
         return text
     }
-}
-
-/// Waits until `condition` holds, checking again each time the task is scheduled.
-func eventually(
-    timeout: Duration = .seconds(10),
-    sourceLocation: SourceLocation = #_sourceLocation,
-    _ condition: () async throws -> Bool
-) async throws {
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
-        if try await condition() { return }
-        await Task.yield()
-    }
-    Issue.record("the condition did not hold within \(timeout)", sourceLocation: sourceLocation)
 }

@@ -375,7 +375,7 @@ struct StreamBufferTests {
     // MARK: many chunks
 
     @Test func randomChunksReadFromEveryBoundaryAndRandomOffsets() throws {
-        var random = SplitMix64(seed: 0x5eed)
+        var random = SeededRandom(seed: 0x5eed)
         let alphabet: [String] = ["a", "b", "Z", " ", "é", "€", "🌍", "e\u{301}", "\n"]
         let buffer = makeBuffer()
         var chunks: [String] = []
@@ -411,7 +411,7 @@ struct StreamBufferTests {
     }
 
     @Test func cursorOverRandomChunksReconstructsTheText() async throws {
-        var random = SplitMix64(seed: 42)
+        var random = SeededRandom(seed: 42)
         let alphabet: [String] = ["x", "y", "é", "€", "e\u{301}"]
         let buffer = makeBuffer()
         var chunks: [String] = []
@@ -607,22 +607,5 @@ private struct Oracle {
     func scalars(from offset: Int) -> [Unicode.Scalar] {
         guard let first = starts.firstIndex(where: { $0 >= offset }) else { return [] }
         return Array(scalars[first...])
-    }
-}
-
-/// A seeded generator, so that a failure can be reproduced.
-private struct SplitMix64: RandomNumberGenerator {
-    private var state: UInt64
-
-    init(seed: UInt64) {
-        state = seed
-    }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
