@@ -11,6 +11,9 @@ import NIOPosix
 /// exponential backoff, and commands called meanwhile wait for it (up to the command timeout).
 public final class RedisClient: Sendable {
     public var configuration: RedisConfiguration { connection.configuration }
+    /// The event loop of the client's connection. Callers that run on it (an actor whose executor
+    /// is `eventLoop.executor`) send and receive without a thread hop: the lowest latency.
+    public var eventLoop: any EventLoop { connection.eventLoop }
     private let connection: ReconnectingConnection
     private let outboxes = NIOLockedValueBox<CommandOutbox?>(nil)
     private let allocator = ByteBufferAllocator()

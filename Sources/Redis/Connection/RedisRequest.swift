@@ -84,14 +84,27 @@ final class CommandOutbox: Sendable {
     }
 
     func send(_ request: RedisRequest) {
-        let schedule = pending.withLockedValue { pending -> Bool in
+        let onLoop = channel.eventLoop.inEventLoop
+        let action = pending.withLockedValue { pending -> SendAction in
+            // On the event loop with nothing queued ahead of it, the command can go out at once.
+            if onLoop, !pending.drainScheduled {
+                return .writeNow
+            }
             pending.requests.append(request)
             defer { pending.drainScheduled = true }
-            return !pending.drainScheduled
+            return pending.drainScheduled ? .queued : .scheduleDrain
         }
-        if schedule {
-            channel.eventLoop.execute { self.drain() }
+        switch action {
+        case .writeNow: RedisBatch([request]).write(to: channel)
+        case .scheduleDrain: channel.eventLoop.execute { self.drain() }
+        case .queued: break
         }
+    }
+
+    private enum SendAction {
+        case writeNow
+        case scheduleDrain
+        case queued
     }
 
     private func drain() {

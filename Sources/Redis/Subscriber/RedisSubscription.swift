@@ -50,7 +50,9 @@ public struct RedisSubscription: AsyncSequence, Sendable {
         var base: AsyncThrowingStream<RedisSubscriptionEvent, any Error>.AsyncIterator
 
         public mutating func next() async throws -> RedisSubscriptionEvent? {
-            try await base.next()
+            // In the caller's isolation (this module's async functions run on their caller's
+            // executor), so the iterator never crosses to another one.
+            try await base.next(isolation: #isolation)
         }
     }
 
