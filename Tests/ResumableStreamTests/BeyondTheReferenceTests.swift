@@ -122,6 +122,42 @@ struct BeyondTheReferenceTests {
     }
 }
 
+extension BeyondTheReferenceTests {
+    /// A long replay goes out as several messages of at most the frame size, never as one.
+    @Test(arguments: BrokerKind.allCases)
+    func theAnswerToAResumeGoesOutInBoundedFrames(kind: BrokerKind) async throws {
+        try await Deployment.with(kind, options: { $0.frameSize = 1_024 }) { deployment throws in
+            let source = ManualSource()
+            let producer = try await deployment.contexts[0].resumableStream("frames", source: source.make).reader()
+            let chunks = (0..<10).map { String(repeating: "\($0 % 10)é", count: 250) } + [String(repeating: "🌍", count: 1_500)]
+            for chunk in chunks { source.send(chunk) }
+
+            // The test is a listener, as the reference's consumer is: its channel, then its request.
+            let listener = "frames-listener"
+            let messages = try await deployment.broker.subscribe(to: "\(deployment.prefix):rs:chunk:\(listener)")
+            defer { messages.cancel() }
+            var producerChunks = producer.makeAsyncIterator()
+            for chunk in chunks {
+                #expect(try await producerChunks.next()?.text == chunk)
+            }
+            try await deployment.broker.publish(
+                #"{"listenerId":"\#(listener)","skipCharacters":0}"#,
+                to: "\(deployment.prefix):rs:request:frames"
+            )
+            source.finish()
+            var received: [String] = []
+            for try await event in messages {
+                guard case .message(let message) = event else { continue }
+                if message.hasPrefix("\n\n\nDONE_SENTINEL_") { break }
+                received.append(message)
+            }
+            #expect(received.count > 1)
+            #expect(received.allSatisfy { $0.utf8.count <= 1_024 })
+            #expect(received.joined() == chunks.joined())
+        }
+    }
+}
+
 /// The listener id of a resume request, read as the reference reads it.
 func listenerId(in request: String) -> String? {
     guard
