@@ -11,8 +11,8 @@ import NIOPosix
 /// exponential backoff, and commands called meanwhile wait for it (up to the command timeout).
 public final class RedisClient: Sendable {
     public var configuration: RedisConfiguration { connection.configuration }
-    /// The event loop of the client's connection. Callers that run on it (an actor whose executor
-    /// is `eventLoop.executor`) send and receive without a thread hop: the lowest latency.
+    /// The event loop of the client's connection. A command called on it with nothing queued ahead
+    /// is written at once, without a hop through the event loop's task queue.
     public var eventLoop: any EventLoop { connection.eventLoop }
     private let connection: ReconnectingConnection
     private let outboxes = NIOLockedValueBox<CommandOutbox?>(nil)
