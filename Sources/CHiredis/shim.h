@@ -6,7 +6,7 @@
 
 #include <hiredis/hiredis.h>
 
-// hiredis 1.0 widened redisFormatCommandArgv's result from int to long long; Swift sees one type.
+// hiredis 1.1 widened redisFormatCommandArgv's result from int to long long; Swift sees one type.
 static inline long long chiredis_format_command_argv(char **target, int argc, const char **argv,
                                                      const size_t *argvlen) {
     return redisFormatCommandArgv(target, argc, argv, argvlen);

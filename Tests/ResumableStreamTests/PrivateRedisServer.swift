@@ -36,17 +36,18 @@ final class PrivateRedisServer: Sendable {
                 }
                 await Task.yield()
             }
-            if process.isRunning { process.terminate() }
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
         }
         throw StartFailed()
     }
 
     struct StartFailed: Error {}
 
-    /// Asks the server to exit (SIGTERM; without persistence it exits at once). Not
-    /// `waitUntilExit()`: on Linux it spins a run loop and does not return on a concurrency thread.
+    /// Stops the server with SIGKILL: it has nothing to save, and SIGTERM is not enough, because the
+    /// child inherits the signal mask of the thread that started it, on which SIGTERM is blocked.
+    /// Not `waitUntilExit()`: on Linux it spins a run loop and does not return on a concurrency thread.
     func stop() {
-        process.terminate()
+        kill(process.processIdentifier, SIGKILL)
     }
 
     /// Calls per command since the last `CONFIG RESETSTAT`, from `INFO commandstats`.
