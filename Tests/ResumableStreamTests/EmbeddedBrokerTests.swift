@@ -224,6 +224,23 @@ struct EmbeddedBrokerTests {
         #expect(try await events.next() == .message("d"))
     }
 
+    @Test func oneLossRightAfterAGapIsCoveredByThatGap() async throws {
+        let broker = EmbeddedStreamBroker(bufferSize: 2)
+        let subscription = try await broker.subscribe(to: "c")
+        defer { subscription.cancel() }
+        for message in ["a", "b", "lost"] {
+            _ = try await broker.publish(message, to: "c")
+        }
+        var events = subscription.makeAsyncIterator()
+        #expect(try await events.next() == .message("a"))
+        // Room for one: the gap goes in, the message after it is dropped.
+        _ = try await broker.publish("also lost", to: "c")
+        #expect(try await events.next() == .message("b"))
+        #expect(try await events.next() == .gap)
+        _ = try await broker.publish("d", to: "c")
+        #expect(try await events.next() == .message("d"))
+    }
+
     @Test func subscriberThatKeepsUpGetsNoGap() async throws {
         let broker = EmbeddedStreamBroker(bufferSize: 2)
         let subscription = try await broker.subscribe(to: "c")

@@ -25,11 +25,14 @@ final class SubscriptionConsumer {
     }
 
     func deliver(_ event: RedisSubscriptionEvent) {
+        var gapQueued = false
         if owesOverflowGap {
             guard case .enqueued = continuation.yield(.gap(.consumerOverflow)) else { return }
             owesOverflowGap = false
+            gapQueued = true
         }
-        if case .dropped = continuation.yield(event) {
+        // A message dropped right after a gap is covered by that gap.
+        if case .dropped = continuation.yield(event), !gapQueued {
             owesOverflowGap = true
         }
     }

@@ -72,11 +72,14 @@ public final class EmbeddedStreamBroker: StreamBroker {
         state.withLock { state in
             guard var subscribers = state.channels[channel] else { return 0 }
             for (id, var subscriber) in subscribers {
+                var gapQueued = false
                 if subscriber.owesGap {
                     guard case .enqueued = subscriber.continuation.yield(.gap) else { continue }
                     subscriber.owesGap = false
+                    gapQueued = true
                 }
-                if case .dropped = subscriber.continuation.yield(.message(message)) {
+                // A message dropped right after a gap is covered by that gap.
+                if case .dropped = subscriber.continuation.yield(.message(message)), !gapQueued {
                     subscriber.owesGap = true
                 }
                 subscribers[id] = subscriber
