@@ -2,7 +2,7 @@ import NIOCore
 import Redis
 import Testing
 
-@Suite("Redis client against redis-server")
+@Suite("Redis client against redis-server", .timeLimit(.minutes(2)))
 struct RedisClientTests {
     @Test func typedCommands() async throws {
         try await TestRedis.withClient { client throws in

@@ -5,7 +5,7 @@ import NIOConcurrencyHelpers
 import TestSupport
 import Testing
 
-@Suite("Redis connection failures")
+@Suite("Redis connection failures", .timeLimit(.minutes(2)))
 struct RedisConnectionFailureTests {
     @Test func wrongPasswordFailsWithRedisReasonWithinTheTimeout() async throws {
         var configuration = try TestRedis.configuration()

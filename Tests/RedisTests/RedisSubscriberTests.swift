@@ -4,7 +4,7 @@ import Redis
 import TestSupport
 import Testing
 
-@Suite("Redis subscriber against redis-server")
+@Suite("Redis subscriber against redis-server", .timeLimit(.minutes(2)))
 struct RedisSubscriberTests {
     @Test func thousandChannelsEachReceiveTheirMessagesInOrder() async throws {
         let channels = (0..<1_000).map { TestRedis.unique("many-\($0)") }

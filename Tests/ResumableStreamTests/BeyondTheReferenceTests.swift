@@ -6,7 +6,7 @@ import Testing
 
 /// Where this project does better than the reference: cancellation, late resume, followers that
 /// cannot hang, bounded buffers.
-@Suite("Beyond the reference")
+@Suite("Beyond the reference", .timeLimit(.minutes(2)))
 struct BeyondTheReferenceTests {
     @Test(arguments: BrokerKind.allCases)
     func cancelFromAnotherInstanceStopsTheSourceAndEndsEveryReader(kind: BrokerKind) async throws {
@@ -33,7 +33,7 @@ struct BeyondTheReferenceTests {
 
     @Test(arguments: BrokerKind.allCases)
     func aResumeDuringTheReplayGraceGetsTheWholeStream(kind: BrokerKind) async throws {
-        try await Deployment.with(kind, options: { $0.replayGrace = .seconds(3) }) { deployment throws in
+        try await Deployment.with(kind, options: { $0.replayGrace = .seconds(60) }) { deployment throws in
             let source = ManualSource()
             let reader = try await deployment.contexts[0].resumableStream("late", source: source.make).reader()
             source.send("the ", "whole ", "text")
@@ -43,8 +43,24 @@ struct BeyondTheReferenceTests {
             #expect(try await deployment.contexts[1].state(of: "late") == .live)
             #expect(try await deployment.contexts[1].resumeExistingStream("late").reader().text() == "the whole text")
             #expect(try await deployment.contexts[1].resumeExistingStream("late", resumeAt: 4).reader().text() == "whole text")
+            // Cancelling a finished stream ends its grace at once; what was read stays read.
+            #expect(try await deployment.contexts[1].cancel("late"))
             await deployment.contexts[0].waitForProducer("late")
             #expect(try await deployment.contexts[1].resumeExistingStream("late").isFinished)
+        }
+    }
+
+    @Test(arguments: BrokerKind.allCases)
+    func afterTheReplayGraceTheStreamIsFinished(kind: BrokerKind) async throws {
+        try await Deployment.with(kind, options: { $0.replayGrace = .milliseconds(200) }) { deployment throws in
+            let source = ManualSource()
+            let reader = try await deployment.contexts[0].resumableStream("graced", source: source.make).reader()
+            source.send("text")
+            source.finish()
+            #expect(try await reader.text() == "text")
+            await deployment.contexts[0].waitForProducer("graced")
+            #expect(try await deployment.contexts[1].state(of: "graced") == .finished)
+            #expect(try await deployment.contexts[1].resumeExistingStream("graced").isFinished)
         }
     }
 
@@ -126,7 +142,11 @@ extension BeyondTheReferenceTests {
     /// A long replay goes out as several messages of at most the frame size, never as one.
     @Test(arguments: BrokerKind.allCases)
     func theAnswerToAResumeGoesOutInBoundedFrames(kind: BrokerKind) async throws {
-        try await Deployment.with(kind, options: { $0.frameSize = 1_024 }) { deployment throws in
+        // The grace keeps the producer answering however late its request loop sees the request.
+        try await Deployment.with(kind, options: {
+            $0.frameSize = 1_024
+            $0.replayGrace = .seconds(30)
+        }) { deployment throws in
             let source = ManualSource()
             let producer = try await deployment.contexts[0].resumableStream("frames", source: source.make).reader()
             let chunks = (0..<10).map { String(repeating: "\($0 % 10)é", count: 250) } + [String(repeating: "🌍", count: 1_500)]

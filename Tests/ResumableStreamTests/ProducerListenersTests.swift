@@ -55,10 +55,10 @@ struct ProducerListenersTests {
         #expect(listeners.received(resume("a", skip: 1)) == .answer(listenerId: "a", skip: 1, endReasons: false))
     }
 
-    @Test func ignoresCancelWhileReplaying() {
+    @Test func cancelWhileReplayingEndsTheGrace() {
         var listeners = ProducerListeners()
         listeners.sourceEnded()
-        #expect(listeners.received(.cancel) == .ignore)
+        #expect(listeners.received(.cancel) == .cancel)
     }
 
     @Test func ignoresEverythingAfterClose() {

@@ -7,7 +7,7 @@ import TestSupport
 import Testing
 
 /// The protocol at the wire, and what it costs in Redis commands.
-@Suite("Redis wire protocol")
+@Suite("Redis wire protocol", .timeLimit(.minutes(2)))
 struct RedisWireTests {
     static let endMessage = "\n\n\nDONE_SENTINEL_hasdfasudfyge374%$%^$EDSATRTYFtydryrte\n"
 

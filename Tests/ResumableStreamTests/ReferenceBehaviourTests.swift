@@ -3,7 +3,7 @@ import Testing
 
 /// The behaviours of vercel/resumable-stream's own test suite, on the embedded broker and on Redis,
 /// with two contexts standing for two instances.
-@Suite("Reference behaviours")
+@Suite("Reference behaviours", .timeLimit(.minutes(2)))
 struct ReferenceBehaviourTests {
     @Test(arguments: BrokerKind.allCases)
     func actsLikeANormalStream(kind: BrokerKind) async throws {

@@ -3,7 +3,7 @@ import Testing
 
 /// Readers that disconnect at random points and resume at the last offset they received, on a random
 /// instance, while the source is still producing: each must end up with exactly the source's text.
-@Suite("Resume property")
+@Suite("Resume property", .timeLimit(.minutes(2)))
 struct ResumePropertyTests {
     /// Text pieces of one, two and three UTF-8 bytes, a surrogate pair, a combining sequence and a
     /// line break: every way a UTF-16 offset and a byte count can disagree.

@@ -16,7 +16,7 @@ struct ProducerListeners {
     enum RequestAction: Equatable {
         /// Answer this listener: the text from `skip`, then every new chunk, then the end.
         case answer(listenerId: String, skip: Int, endReasons: Bool)
-        /// Stop the source: the stream was cancelled.
+        /// Stop the source (the stream was cancelled), or end the replay grace if it has ended.
         case cancel
         case ignore
     }
@@ -25,7 +25,8 @@ struct ProducerListeners {
         guard phase != .closed else { return .ignore }
         switch request {
         case .cancel:
-            return phase == .producing ? .cancel : .ignore
+            // While replaying, a cancel ends the replay grace at once.
+            return .cancel
         case .resume(let listenerId, let skip, let endReasons):
             // A repeated request of a listener that is being answered would send its text twice.
             guard listeners.insert(listenerId).inserted else { return .ignore }
