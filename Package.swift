@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .library(name: "Redis", targets: ["Redis"]),
         .library(name: "ResumableStream", targets: ["ResumableStream"]),
+        .library(name: "ResumableStreamHTTP", targets: ["ResumableStreamHTTP"]),
         .executable(name: "RedisBenchmark", targets: ["RedisBenchmark"]),
     ],
     dependencies: [
@@ -42,12 +43,27 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The HTTP layer (issue: the SSE service); so far its event-stream writer.
+        .target(
+            name: "ResumableStreamHTTP",
+            dependencies: [
+                "ResumableStream",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
         .executableTarget(
             name: "RedisBenchmark",
             dependencies: [
                 "Redis",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
+            name: "ResumableStreamHTTPTests",
+            dependencies: [
+                "ResumableStreamHTTP",
+                .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
         // What both test targets share.
