@@ -30,15 +30,7 @@ enum TestRedis {
         commandTimeout: TimeAmount? = nil,
         _ body: (RedisClient) async throws -> Result
     ) async throws -> Result {
-        let client = try await client(name: name, commandTimeout: commandTimeout)
-        do {
-            let result = try await body(client)
-            await client.close()
-            return result
-        } catch {
-            await client.close()
-            throw error
-        }
+        try await using(client(name: name, commandTimeout: commandTimeout), close: { await $0.close() }, body)
     }
 
     /// Runs `body` with a connected subscriber and closes it afterwards, whatever happens.
@@ -47,15 +39,7 @@ enum TestRedis {
         bufferSize: Int = 1024,
         _ body: (RedisSubscriber) async throws -> Result
     ) async throws -> Result {
-        let subscriber = try await subscriber(name: name, bufferSize: bufferSize)
-        do {
-            let result = try await body(subscriber)
-            await subscriber.close()
-            return result
-        } catch {
-            await subscriber.close()
-            throw error
-        }
+        try await using(subscriber(name: name, bufferSize: bufferSize), close: { await $0.close() }, body)
     }
 
     static func subscriber(name: String? = nil, bufferSize: Int = 1024) async throws -> RedisSubscriber {

@@ -122,15 +122,7 @@ final class Deployment: Sendable {
         options: (inout ResumableStreamOptions) -> Void = { _ in },
         _ body: (Deployment) async throws -> Result
     ) async throws -> Result {
-        let deployment = try await make(kind, contexts: count, redisURL: redisURL, options: options)
-        do {
-            let result = try await body(deployment)
-            await deployment.close()
-            return result
-        } catch {
-            await deployment.close()
-            throw error
-        }
+        try await using(make(kind, contexts: count, redisURL: redisURL, options: options), close: { await $0.close() }, body)
     }
 }
 

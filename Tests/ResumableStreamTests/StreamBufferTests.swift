@@ -153,12 +153,7 @@ struct StreamBufferTests {
 
     @Test func waitingReadIsWokenByAppend() async throws {
         let buffer = try makeBuffer("ab")
-        let started = Signal()
-        let reader = Task {
-            started.fire()
-            return try await buffer.read(at: 2)
-        }
-        await started.wait()
+        let reader = await startedTask { try await buffer.read(at: 2) }
         try buffer.append("cd")
         #expect(try await reader.value.pieces == ["cd"])
     }
@@ -172,36 +167,21 @@ struct StreamBufferTests {
 
     @Test func waitingReadIsWokenByFinish() async throws {
         let buffer = try makeBuffer("ab")
-        let started = Signal()
-        let reader = Task {
-            started.fire()
-            return try await buffer.read(at: 2)
-        }
-        await started.wait()
+        let reader = await startedTask { try await buffer.read(at: 2) }
         buffer.finish(.completed)
         #expect(try await reader.value == .end(.completed))
     }
 
     @Test func waitingReadPastTheEndFailsWhenTheBufferFinishes() async throws {
         let buffer = try makeBuffer("ab")
-        let started = Signal()
-        let reader = Task {
-            started.fire()
-            return try await buffer.read(at: 5)
-        }
-        await started.wait()
+        let reader = await startedTask { try await buffer.read(at: 5) }
         buffer.finish(.completed)
         #expect(try await reader.value == .end(.failed(.offsetBeyondEnd(offset: 5, length: 2))))
     }
 
     @Test func waitingReadKeepsWaitingUntilItsOffsetIsReached() async throws {
         let buffer = makeBuffer()
-        let started = Signal()
-        let reader = Task {
-            started.fire()
-            return try await buffer.read(at: 3)
-        }
-        await started.wait()
+        let reader = await startedTask { try await buffer.read(at: 3) }
         try buffer.append("a")
         try buffer.append("")
         try buffer.append("bc")
@@ -211,12 +191,7 @@ struct StreamBufferTests {
 
     @Test func cancelledWaitingReadThrowsCancellationError() async throws {
         let buffer = makeBuffer()
-        let started = Signal()
-        let reader = Task {
-            started.fire()
-            return try await buffer.read(at: 0)
-        }
-        await started.wait()
+        let reader = await startedTask { try await buffer.read(at: 0) }
         reader.cancel()
         await #expect(throws: CancellationError.self) {
             try await reader.value
@@ -225,12 +200,7 @@ struct StreamBufferTests {
 
     @Test func cancelledWaitingReadDoesNotKeepItsWaiter() async throws {
         let buffer = makeBuffer()
-        let started = Signal()
-        let reader = Task {
-            started.fire()
-            return try await buffer.read(at: 0)
-        }
-        await started.wait()
+        let reader = await startedTask { try await buffer.read(at: 0) }
         reader.cancel()
         _ = try? await reader.value
         // A waiter left behind would be resumed a second time here, which traps.
@@ -320,12 +290,7 @@ struct StreamBufferTests {
     @Test func waitingReaderIsWokenByTheLimitFailure() async throws {
         let buffer = makeBuffer(limit: 3)
         try buffer.append("abc")
-        let started = Signal()
-        let reader = Task {
-            started.fire()
-            return try await buffer.read(at: 3)
-        }
-        await started.wait()
+        let reader = await startedTask { try await buffer.read(at: 3) }
         _ = try? buffer.append("d")
         #expect(try await reader.value == .end(.failed(.streamBufferLimitExceeded(limit: 3))))
     }
@@ -536,24 +501,14 @@ extension StreamBufferTests {
 
         @Test func waitWithTimeoutReturnsAValueSetDuring() async {
             let shot = OneShot<Int>()
-            let started = Signal()
-            let waiter = Task {
-                started.fire()
-                return await shot.wait(timeout: .seconds(30))
-            }
-            await started.wait()
+            let waiter = await startedTask { await shot.wait(timeout: .seconds(30)) }
             shot.set(4)
             #expect(await waiter.value == 4)
         }
 
         @Test func cancelledWaitReturnsNil() async {
             let shot = OneShot<Int>()
-            let started = Signal()
-            let waiter = Task {
-                started.fire()
-                return await shot.wait()
-            }
-            await started.wait()
+            let waiter = await startedTask { await shot.wait() }
             waiter.cancel()
             #expect(await waiter.value == nil)
             // The cancelled waiter is gone: setting does not resume it a second time.
@@ -565,6 +520,28 @@ extension StreamBufferTests {
 // MARK: - helpers
 
 /// Fires once; `wait` returns once it has fired. For a test to know that a task has started.
+/// Starts `body` in a task and returns once the task is running, so that the test acts on a
+/// reader that is already waiting (or about to).
+private func startedTask<Value: Sendable>(_ body: @escaping @Sendable () async throws -> Value) async -> Task<Value, any Error> {
+    let started = Signal()
+    let task = Task {
+        started.fire()
+        return try await body()
+    }
+    await started.wait()
+    return task
+}
+
+private func startedTask<Value: Sendable>(_ body: @escaping @Sendable () async -> Value) async -> Task<Value, Never> {
+    let started = Signal()
+    let task = Task {
+        started.fire()
+        return await body()
+    }
+    await started.wait()
+    return task
+}
+
 private final class Signal: Sendable {
     private let stream: AsyncStream<Void>
     private let continuation: AsyncStream<Void>.Continuation
