@@ -26,11 +26,19 @@ public struct RedisArgument: Sendable, Hashable {
         }
     }
 
-    func write(to buffer: inout ByteBuffer) {
+    /// Copies the argument's wire bytes into `target`, which holds exactly ``byteCount`` bytes.
+    func copy(to target: UnsafeMutableRawBufferPointer) {
         switch storage {
-        case .string(let value): buffer.writeString(value)
-        case .bytes(let value): buffer.writeImmutableBuffer(value)
-        case .integer(let value): buffer.writeString(String(value))
+        case .string(let value): Self.copy(value, to: target)
+        case .bytes(let value): value.withUnsafeReadableBytes { target.copyMemory(from: $0) }
+        case .integer(let value): Self.copy(String(value), to: target)
+        }
+    }
+
+    private static func copy(_ text: String, to target: UnsafeMutableRawBufferPointer) {
+        let contiguous: Void? = text.utf8.withContiguousStorageIfAvailable { target.copyMemory(from: UnsafeRawBufferPointer($0)) }
+        if contiguous == nil {
+            target.copyBytes(from: text.utf8)
         }
     }
 }

@@ -15,11 +15,12 @@ public final class RedisClient: Sendable {
     /// is written at once, without a hop through the event loop's task queue.
     public var eventLoop: any EventLoop { connection.eventLoop }
     private let connection: ReconnectingConnection
+    private let counters: PipelineCounters
     private let outboxes = NIOLockedValueBox<CommandOutbox?>(nil)
-    private let allocator = ByteBufferAllocator()
 
-    private init(connection: ReconnectingConnection) {
+    private init(connection: ReconnectingConnection, counters: PipelineCounters) {
         self.connection = connection
+        self.counters = counters
     }
 
     /// Connects, authenticates and selects the database; throws if any of it fails.
@@ -30,13 +31,21 @@ public final class RedisClient: Sendable {
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         logger: Logger = Logger(label: "redis", factory: { _ in SwiftLogNoOpLogHandler() })
     ) async throws -> RedisClient {
+        let counters = PipelineCounters()
         let connection = ReconnectingConnection(
             configuration: configuration,
             eventLoop: eventLoopGroup.any(),
-            logger: logger
+            logger: logger,
+            counters: counters
         )
         try await connection.start().get()
-        return RedisClient(connection: connection)
+        return RedisClient(connection: connection, counters: counters)
+    }
+
+    /// How the pipeline has been used since the client connected (over every reconnection): mean
+    /// batch size and how many commands are in flight when a batch goes out.
+    public var pipelineStatistics: RedisPipelineStatistics {
+        counters.statistics
     }
 
     /// Closes the connection. Commands in flight fail with ``RedisConnectionError/connectionClosed``,
@@ -51,18 +60,17 @@ public final class RedisClient: Sendable {
     ///   when the connection fails or the reply does not come in time.
     public func send(_ arguments: [RedisArgument]) async throws -> RedisReply {
         let deadline = NIODeadline.now() + connection.configuration.commandTimeout
-        let encoded = RedisConnector.encode(arguments, allocator: allocator)
         var outbox = try await outbox(deadline: deadline)
         let reply: RedisReply
         do {
-            reply = try await send(encoded, through: outbox, deadline: deadline)
+            reply = try await send(arguments, through: outbox, deadline: deadline)
         } catch is CommandNotSent {
             // The connection was closing under us. Once its close is complete the reconnection has
             // begun (it watches the same close), and the command can wait for the new connection.
             try? await outbox.channel.closeFuture.get()
             outbox = try await self.outbox(deadline: deadline)
             do {
-                reply = try await send(encoded, through: outbox, deadline: deadline)
+                reply = try await send(arguments, through: outbox, deadline: deadline)
             } catch is CommandNotSent {
                 throw RedisConnectionError.connectionClosed
             }
@@ -73,9 +81,9 @@ public final class RedisClient: Sendable {
         return reply
     }
 
-    private func send(_ encoded: ByteBuffer, through outbox: CommandOutbox, deadline: NIODeadline) async throws -> RedisReply {
-        try await withCheckedThrowingContinuation { continuation in
-            outbox.send(RedisRequest(encoded: encoded, reply: .continuation(continuation), deadline: deadline))
+    private func send(_ arguments: [RedisArgument], through outbox: CommandOutbox, deadline: NIODeadline) async throws -> RedisReply {
+        try await withReplyContinuation { continuation in
+            outbox.send(arguments, reply: PendingReply(sink: .continuation(continuation), deadline: deadline))
         }
     }
 

@@ -58,27 +58,45 @@ enum Benchmark {
 
     static func publish(_ client: RedisClient, _ options: Options) async throws {
         let payload = RedisArgument.string(options.payload)
+        var callers = options.callers
+        if let target = options.inFlight {
+            // Probes with warm-up-sized runs, adding callers until the pipeline is as deep as asked.
+            let probe = max(options.warmup, 10_000)
+            while true {
+                let before = client.pipelineStatistics
+                try await publish(client, count: probe, callers: callers, channel: options.channel, payload: payload)
+                let depth = client.pipelineStatistics.since(before).meanInFlight
+                if depth >= Double(target) || callers >= 64 * target { break }
+                callers = max(callers + 1, Int((Double(callers) * Double(target) / max(depth, 1)).rounded(.up)))
+            }
+        }
         // The warm-up runs the same way as the measurement, so that the connection's buffers, the
         // allocator and the caller tasks' executors have all settled before the clock starts.
         if options.warmup > 0 {
-            try await publish(client, count: options.warmup, callers: options.callers, channel: options.channel, payload: payload)
+            try await publish(client, count: options.warmup, callers: callers, channel: options.channel, payload: payload)
         }
+        let before = client.pipelineStatistics
         let clock = ContinuousClock()
         let start = clock.now
-        try await publish(client, count: options.count, callers: options.callers, channel: options.channel, payload: payload)
+        try await publish(client, count: options.count, callers: callers, channel: options.channel, payload: payload)
         let elapsed = clock.now - start
+        let pipeline = client.pipelineStatistics.since(before)
 
         let seconds = elapsed.seconds
         let opsPerSecond = Double(options.count) / seconds
         print("mode=publish")
         print("executor=\(options.executor.rawValue)")
         print("publish_commands=\(options.count)")
-        print("publish_callers=\(options.callers)")
+        print("publish_callers=\(callers)")
+        print("publish_mean_batch=\(format(pipeline.meanBatchSize, decimals: 2))")
+        print("publish_mean_in_flight=\(format(pipeline.meanInFlight, decimals: 2))")
         print("publish_seconds=\(format(seconds, decimals: 6))")
         print("publish_ops_per_sec=\(format(opsPerSecond, decimals: 1))")
         print(
             "PUBLISH \(options.channel) \"\(options.payload)\": \(options.count) commands, "
-                + "\(options.callers) concurrent callers on one connection (\(options.executor.rawValue) executor), "
+                + "\(callers) concurrent callers on one connection (\(options.executor.rawValue) executor), "
+                + "\(format(pipeline.meanBatchSize, decimals: 1)) commands per write, "
+                + "\(format(pipeline.meanInFlight, decimals: 1)) in flight after each write, "
                 + "\(format(seconds, decimals: 3)) s, \(format(opsPerSecond, decimals: 0)) ops/s"
         )
     }

@@ -13,6 +13,9 @@ struct Options: Sendable {
     var warmup: Int
     /// Concurrent caller tasks sharing the one client (`publish`; `get` always uses one).
     var callers: Int
+    /// `publish`: instead of a fixed number of callers, the fewest (from `callers` up) that keep
+    /// this many commands in flight on average when a batch goes out, found during the warm-up.
+    var inFlight: Int?
     var channel: String
     var payload: String
     var key: String
@@ -36,6 +39,9 @@ struct Options: Sendable {
           --warmup N         commands sent before measuring (default: 20000 for publish,
                              10000 for get)
           -c, --callers N    concurrent caller tasks on the one client, publish only (default: 16)
+          --in-flight D      publish only: find the fewest callers (from -c up) whose batches go
+                             out with D or more commands in flight on average (the client's
+                             pipelineStatistics), probing with warm-up runs, then measure with them
           --channel NAME     PUBLISH channel (default: ch)
           --payload TEXT     PUBLISH message (default: payload)
           --key NAME         GET key (default: bench:key); set to --value before measuring
@@ -62,6 +68,7 @@ struct Options: Sendable {
         var count: Int?
         var warmup: Int?
         var callers = 16
+        var inFlight: Int?
         var channel = "ch"
         var payload = "payload"
         var key = "bench:key"
@@ -89,6 +96,7 @@ struct Options: Sendable {
             case "-n", "--count": count = try number(of: argument, minimum: 1)
             case "--warmup": warmup = try number(of: argument, minimum: 0)
             case "-c", "--callers": callers = try number(of: argument, minimum: 1)
+            case "--in-flight": inFlight = try number(of: argument, minimum: 1)
             case "--channel": channel = try next(of: argument)
             case "--payload": payload = try next(of: argument)
             case "--key": key = try next(of: argument)
@@ -114,6 +122,7 @@ struct Options: Sendable {
             count: count ?? (mode == .publish ? 200_000 : 100_000),
             warmup: warmup ?? (mode == .publish ? 20_000 : 10_000),
             callers: mode == .publish ? callers : 1,
+            inFlight: mode == .publish ? inFlight : nil,
             channel: channel,
             payload: payload,
             key: key,

@@ -112,7 +112,7 @@ struct RedisConnectionFailureTests {
                     }
                 }
 
-                try await eventually { succeeded.withLockedValue { $0 } > 1_000 }
+                try await eventually(timeout: .seconds(60)) { succeeded.withLockedValue { $0 } > 1_000 }
 
                 // Then a call that is certainly in flight when the connection dies: BLPOP blocks in
                 // Redis, and the traffic's calls pipelined behind it wait in flight with it.
@@ -129,7 +129,7 @@ struct RedisConnectionFailureTests {
                 // Later calls succeed on a new connection, which carries the name again.
                 #expect(try await client.ping() == "PONG")
                 let afterKill = succeeded.withLockedValue { $0 }
-                try await eventually { succeeded.withLockedValue { $0 } > afterKill + 1_000 }
+                try await eventually(timeout: .seconds(60)) { succeeded.withLockedValue { $0 } > afterKill + 1_000 }
                 stop.withLockedValue { $0 = true }
                 #expect(try await traffic.value == [])
                 #expect(try await TestRedis.connections(named: name, using: admin) == 1)

@@ -150,7 +150,7 @@ struct RedisSubscriberTests {
                     }
                 }
 
-                try await eventually { published.withLockedValue { $0 } > 100 }
+                try await eventually(timeout: .seconds(60)) { published.withLockedValue { $0 } > 100 }
                 #expect(try await TestRedis.kill(clientNamed: name, using: admin) == 1)
 
                 for reader in readers {

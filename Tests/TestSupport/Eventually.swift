@@ -1,6 +1,6 @@
 import Testing
 
-/// Waits until `condition` holds, checking again each time the task is scheduled; records an issue
+/// Waits until `condition` holds, checking it again and again; records an issue
 /// after `timeout`. For state that only polling can see (a CLIENT LIST entry, a counter another
 /// task raises), never as a pause: the condition is the event waited for.
 public func eventually(
@@ -9,9 +9,13 @@ public func eventually(
     _ condition: () async throws -> Bool
 ) async throws {
     let deadline = ContinuousClock.now + timeout
+    // Checks again after a short wait that grows to 20 ms: spinning on Task.yield would take the
+    // cores from the very work the condition waits for, when many tests wait at once.
+    var interval = Duration.microseconds(100)
     while ContinuousClock.now < deadline {
         if try await condition() { return }
-        await Task.yield()
+        try await Task.sleep(for: interval)
+        interval = min(interval * 2, .milliseconds(20))
     }
     Issue.record("the condition did not hold within \(timeout)", sourceLocation: sourceLocation)
 }

@@ -19,6 +19,8 @@ final class ReconnectingConnection: Sendable {
     let configuration: RedisConfiguration
     let eventLoop: any EventLoop
     private let logger: Logger
+    /// Counts the command pipeline of every connection this opens (the client's; not the subscriber's).
+    private let counters: PipelineCounters?
     private let state = NIOLockedValueBox(State.connecting)
     private let prepare: @Sendable (any Channel) -> EventLoopFuture<Void>
     private let onConnect: @Sendable (any Channel) -> Void
@@ -28,6 +30,7 @@ final class ReconnectingConnection: Sendable {
         configuration: RedisConfiguration,
         eventLoop: any EventLoop,
         logger: Logger,
+        counters: PipelineCounters? = nil,
         prepare: @escaping @Sendable (any Channel) -> EventLoopFuture<Void> = { $0.eventLoop.makeSucceededVoidFuture() },
         onConnect: @escaping @Sendable (any Channel) -> Void = { _ in },
         onDisconnect: @escaping @Sendable () -> Void = {}
@@ -35,6 +38,7 @@ final class ReconnectingConnection: Sendable {
         self.configuration = configuration
         self.eventLoop = eventLoop
         self.logger = logger
+        self.counters = counters
         self.prepare = prepare
         self.onConnect = onConnect
         self.onDisconnect = onDisconnect
@@ -112,7 +116,7 @@ final class ReconnectingConnection: Sendable {
     }
 
     private func open() -> EventLoopFuture<any Channel> {
-        RedisConnector.connect(configuration: configuration, eventLoop: eventLoop, logger: logger)
+        RedisConnector.connect(configuration: configuration, eventLoop: eventLoop, logger: logger, counters: counters)
             .flatMap { channel in
                 self.prepare(channel).map { channel }.flatMapError { error in
                     channel.close(promise: nil)

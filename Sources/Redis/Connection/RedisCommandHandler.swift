@@ -12,18 +12,21 @@ final class RedisCommandHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var matcher = ReplyMatcher<ReplySink>()
     private let commandTimeout: TimeAmount
     private var timer: (task: Scheduled<Void>, deadline: NIODeadline)?
+    private let counters: PipelineCounters?
 
-    init(commandTimeout: TimeAmount) {
+    init(commandTimeout: TimeAmount, counters: PipelineCounters? = nil) {
         self.commandTimeout = commandTimeout
+        self.counters = counters
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         let batch = unwrapOutboundIn(data)
         batch.accept()
-        for request in batch.requests {
-            switch matcher.enqueue(request.reply, deadline: request.deadline) {
+        var sent = 0
+        for reply in batch.replies {
+            switch matcher.enqueue(reply.sink, deadline: reply.deadline) {
             case .send(let armTimer):
-                context.write(wrapOutboundOut(request.encoded), promise: nil)
+                sent += 1
                 // A timer armed earlier may be set for a later deadline (the handshake runs on the
                 // connect timeout); the new head must not wait for it.
                 if let armTimer, armTimer < timer?.deadline ?? .distantFuture {
@@ -31,8 +34,13 @@ final class RedisCommandHandler: ChannelDuplexHandler, RemovableChannelHandler {
                     scheduleTimer(context: context, deadline: armTimer)
                 }
             case .notSent:
-                request.reply.fail(CommandNotSent())
+                reply.sink.fail(CommandNotSent())
             }
+        }
+        // The matcher refuses either every command of a batch (it is closed) or none.
+        if sent > 0 {
+            context.write(wrapOutboundOut(batch.bytes), promise: nil)
+            counters?.recordWrite(commands: sent, inFlight: matcher.inFlight)
         }
         promise?.succeed()
     }

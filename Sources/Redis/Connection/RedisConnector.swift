@@ -12,7 +12,8 @@ enum RedisConnector {
     static func connect(
         configuration: RedisConfiguration,
         eventLoop: any EventLoop,
-        logger: Logger
+        logger: Logger,
+        counters: PipelineCounters? = nil
     ) -> EventLoopFuture<any Channel> {
         let deadline = NIODeadline.now() + configuration.connectTimeout
         let bootstrap = ClientBootstrap(group: eventLoop)
@@ -23,7 +24,7 @@ enum RedisConnector {
                     let pipeline = channel.pipeline.syncOperations
                     try pipeline.addHandler(RedisReplyDecoder())
                     try pipeline.addHandler(
-                        RedisCommandHandler(commandTimeout: configuration.commandTimeout),
+                        RedisCommandHandler(commandTimeout: configuration.commandTimeout, counters: counters),
                         name: Self.commandHandlerName
                     )
                 }
@@ -50,15 +51,9 @@ enum RedisConnector {
         deadline: NIODeadline
     ) -> EventLoopFuture<RedisReply> {
         let promise = channel.eventLoop.makePromise(of: RedisReply.self)
-        RedisBatch([RedisRequest(encoded: encode(arguments, allocator: channel.allocator), reply: .promise(promise), deadline: deadline)])
-            .write(to: channel)
+        let bytes = HiredisCommandEncoder.encode(arguments, allocator: channel.allocator)
+        RedisBatch(bytes: bytes, replies: [PendingReply(sink: .promise(promise), deadline: deadline)]).write(to: channel)
         return promise.futureResult
-    }
-
-    static func encode(_ arguments: [RedisArgument], allocator: ByteBufferAllocator) -> ByteBuffer {
-        var encoded = allocator.buffer(capacity: 64)
-        HiredisCommandEncoder.encode(arguments, into: &encoded)
-        return encoded
     }
 
     private static func handshake(

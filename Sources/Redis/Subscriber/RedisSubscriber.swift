@@ -231,9 +231,7 @@ final class SubscriberCore {
         case .subscribe(let name): arguments = ["SUBSCRIBE", .string(name)]
         case .unsubscribe(let name): arguments = ["UNSUBSCRIBE", .string(name)]
         }
-        var buffer = channel.allocator.buffer(capacity: 32)
-        HiredisCommandEncoder.encode(arguments, into: &buffer)
-        channel.write(buffer, promise: nil)
+        channel.write(HiredisCommandEncoder.encode(arguments, allocator: channel.allocator), promise: nil)
     }
 }
 
