@@ -35,12 +35,13 @@ final class Mirror: Sendable {
         tasks.withLock { $0 += [upstream, watchdog] }
     }
 
-    /// Stops following; called when the last follower in this process has gone.
-    func stop() {
+    /// Stops following; called when the last follower in this process has gone (its readers then
+    /// see `.cancelled`), or at shutdown.
+    func stop(_ reason: ResumableStreamError = .cancelled) {
         tasks.withLock { $0 }.forEach { $0.cancel() }
         subscription.withLock { $0 }?.cancel()
-        buffer.finish(.failed(.cancelled))
-        started.set(.failed(.cancelled))
+        buffer.finish(.failed(reason))
+        started.set(.failed(reason))
         buffer.release()
     }
 

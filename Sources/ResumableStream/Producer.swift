@@ -11,6 +11,8 @@ final class Producer: Sendable {
     let buffer: StreamBuffer
     /// Set once the producer has marked the sentinel `DONE` and stopped listening.
     let closed = OneShot<Void>()
+    /// Set once the source has ended, however it ended.
+    let sourceEnded = OneShot<Void>()
 
     private let core: ContextCore
     private let listeners = Mutex(ProducerListeners())
@@ -36,6 +38,7 @@ final class Producer: Sendable {
         let source = Task {
             await self.run(makeSource)
             self.listeners.withLock { $0.sourceEnded() }
+            self.sourceEnded.set(())
             if self.core.options.replayGrace > .zero {
                 try? await Task.sleep(for: self.core.options.replayGrace)
             }

@@ -18,6 +18,14 @@ public enum ResumableStreamState: Sendable, Hashable {
     case finished
 }
 
+/// What ``ResumableStreamContext/createStreamIfAbsent(_:source:)`` gives back.
+public enum ResumableStreamCreation: Sendable {
+    /// The stream is new and this process produces it.
+    case created(ResumableStreamReader)
+    /// The id is taken, by a live or a finished stream; nothing was started.
+    case exists(ResumableStreamState)
+}
+
 /// Turns streams of text into streams that a client can resume after losing its connection, and
 /// that other clients can follow, across processes that share one broker (Redis) and key prefix.
 ///
@@ -25,12 +33,14 @@ public enum ResumableStreamState: Sendable, Hashable {
 /// Redis and prefix resume each other's streams.
 public final class ResumableStreamContext: Sendable {
     public var options: ResumableStreamOptions { core.options }
+    public var broker: any StreamBroker { core.broker }
     let core: ContextCore
     private let registry = Mutex(Registry())
 
     private struct Registry {
         var producers: [String: Producer] = [:]
         var mirrors: [String: (mirror: Mirror, readers: Int)] = [:]
+        var shuttingDown = false
     }
 
     public init(broker: any StreamBroker, options: ResumableStreamOptions = ResumableStreamOptions()) {
@@ -47,6 +57,42 @@ public final class ResumableStreamContext: Sendable {
     ) async throws -> ResumableStreamResult where Source.Element == String {
         try Self.validate(streamId)
         guard resumeAt >= 0 else { throw ResumableStreamError.invalidOffset(resumeAt) }
+        switch try await claim(streamId) {
+        case .claimed(let requests):
+            return .stream(produce(streamId, resumeAt: resumeAt, source: source, requests: requests))
+        case .taken(.finished):
+            return .finished
+        case .taken:
+            return try await follow(streamId, resumeAt: resumeAt)
+        }
+    }
+
+    /// Creates a stream only if its id was never used: the first caller for an id becomes its
+    /// producer and runs `source`; every later one gets `.exists`, and no second producer starts.
+    public func createStreamIfAbsent<Source: AsyncSequence & SendableMetatype>(
+        _ streamId: String,
+        source: @escaping @Sendable () -> Source
+    ) async throws -> ResumableStreamCreation where Source.Element == String {
+        try Self.validate(streamId)
+        switch try await claim(streamId) {
+        case .claimed(let requests):
+            return .created(produce(streamId, resumeAt: 0, source: source, requests: requests))
+        case .taken(let state):
+            return .exists(state)
+        }
+    }
+
+    private enum Claim {
+        /// The sentinel was created by this call: produce, answering on this subscription.
+        case claimed(BrokerSubscription)
+        /// `.live` or `.finished`.
+        case taken(ResumableStreamState)
+    }
+
+    /// INCR on the sentinel, as the reference does: 1 means the id was free. A finished stream's
+    /// sentinel holds `DONE`, which INCR refuses.
+    private func claim(_ streamId: String) async throws -> Claim {
+        try checkRunning()
         // Listen for requests before the sentinel tells anyone the stream exists.
         let requests = try await core.broker.subscribe(to: core.wire.requestChannel(streamId))
         let count: Int?
@@ -59,16 +105,11 @@ public final class ResumableStreamContext: Sendable {
             requests.cancel()
             throw error
         }
-        switch count {
-        case nil:
+        guard count == 1 else {
             requests.cancel()
-            return .finished
-        case 1:
-            return .stream(produce(streamId, resumeAt: resumeAt, source: source, requests: requests))
-        default:
-            requests.cancel()
-            return try await follow(streamId, resumeAt: resumeAt)
+            return .taken(count == nil ? .finished : .live)
         }
+        return .claimed(requests)
     }
 
     /// Creates a stream and becomes its producer, whether or not the id was used before.
@@ -77,6 +118,7 @@ public final class ResumableStreamContext: Sendable {
         source: @escaping @Sendable () -> Source
     ) async throws -> ResumableStreamReader where Source.Element == String {
         try Self.validate(streamId)
+        try checkRunning()
         let requests = try await core.broker.subscribe(to: core.wire.requestChannel(streamId))
         do {
             try await core.broker.set(
@@ -95,6 +137,7 @@ public final class ResumableStreamContext: Sendable {
     public func resumeExistingStream(_ streamId: String, resumeAt: Int = 0) async throws -> ResumableStreamResult {
         try Self.validate(streamId)
         guard resumeAt >= 0 else { throw ResumableStreamError.invalidOffset(resumeAt) }
+        try checkRunning()
         switch try await core.broker.get(core.wire.sentinelKey(streamId)) {
         case nil: return .notFound
         case WireProtocol.doneValue: return .finished
@@ -142,6 +185,42 @@ public final class ResumableStreamContext: Sendable {
     /// Bytes held by all stream buffers of this process.
     public var bufferedBytes: Int { core.budget.bytesInUse }
 
+    /// Whether ``shutdown(drainTimeout:)`` has begun.
+    public var isShuttingDown: Bool { registry.withLock { $0.shuttingDown } }
+
+    /// Drains this process: from now on it starts and follows no stream (those calls throw
+    /// ``ResumableStreamError/shuttingDown``); the sources that run may finish within
+    /// `drainTimeout`, and are cancelled after it. Then the replay graces end (each stream is
+    /// marked done), and readers of streams produced elsewhere end with `.shuttingDown`, so that
+    /// their clients resume on another instance. Returns when every producer is closed.
+    public func shutdown(drainTimeout: Duration) async {
+        let producers = registry.withLock { registry in
+            registry.shuttingDown = true
+            return Array(registry.producers.values)
+        }
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                for producer in producers {
+                    _ = await producer.sourceEnded.wait()
+                }
+            }
+            group.addTask { try? await Task.sleep(for: drainTimeout) }
+            await group.next()
+            group.cancelAll()
+        }
+        // Stops the sources that still run; those that ended give up the rest of their grace.
+        producers.forEach { $0.cancel() }
+        let mirrors = registry.withLock { $0.mirrors.values.map(\.mirror) }
+        mirrors.forEach { $0.stop(.shuttingDown) }
+        for producer in producers {
+            _ = await producer.closed.wait()
+        }
+    }
+
+    private func checkRunning() throws(ResumableStreamError) {
+        if isShuttingDown { throw .shuttingDown }
+    }
+
     private func produce<Source: AsyncSequence & SendableMetatype>(
         _ streamId: String,
         resumeAt: Int,
@@ -149,13 +228,20 @@ public final class ResumableStreamContext: Sendable {
         requests: BrokerSubscription
     ) -> ResumableStreamReader where Source.Element == String {
         let producer = Producer(streamId: streamId, core: core)
-        registry.withLock { $0.producers[streamId] = producer }
+        let late = registry.withLock { registry in
+            registry.producers[streamId] = producer
+            return registry.shuttingDown
+        }
         producer.start(source: source, requests: requests) { [weak self] in
             self?.registry.withLock { registry in
                 if registry.producers[streamId] === producer {
                     registry.producers[streamId] = nil
                 }
             }
+        }
+        if late {
+            // Claimed while the shutdown began: the drain may not have seen it.
+            producer.cancel()
         }
         return ResumableStreamReader(buffer: producer.buffer, startOffset: resumeAt, lease: nil)
     }
@@ -166,8 +252,10 @@ public final class ResumableStreamContext: Sendable {
         enum Source {
             case producer(Producer)
             case mirror(Mirror, isNew: Bool)
+            case shuttingDown
         }
         let source = registry.withLock { registry -> Source in
+            if registry.shuttingDown { return .shuttingDown }
             if let producer = registry.producers[streamId] {
                 return .producer(producer)
             }
@@ -180,6 +268,8 @@ public final class ResumableStreamContext: Sendable {
             return .mirror(mirror, isNew: true)
         }
         switch source {
+        case .shuttingDown:
+            throw ResumableStreamError.shuttingDown
         case .producer(let producer):
             return .stream(ResumableStreamReader(buffer: producer.buffer, startOffset: resumeAt, lease: nil))
         case .mirror(let mirror, let isNew):

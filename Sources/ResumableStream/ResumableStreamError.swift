@@ -27,6 +27,9 @@ public enum ResumableStreamError: Error, Sendable, Hashable, CustomStringConvert
     case invalidStreamId(String)
     /// Redis (or the broker) failed; the text describes how.
     case broker(String)
+    /// This process is shutting down: it starts no stream and follows none, and the readers it
+    /// still had end with this (another instance can resume them).
+    case shuttingDown
 
     public var description: String {
         switch self {
@@ -41,6 +44,7 @@ public enum ResumableStreamError: Error, Sendable, Hashable, CustomStringConvert
         case .producerLost(let id): return "the producer of stream '\(id)' went away before the stream ended"
         case .invalidStreamId(let reason): return "invalid stream id: \(reason)"
         case .broker(let reason): return "the broker failed: \(reason)"
+        case .shuttingDown: return "this instance is shutting down"
         }
     }
 }

@@ -1,3 +1,5 @@
+import NIOCore
+
 /// One chunk of a stream, with the offset just after it: what a client that received this chunk
 /// passes as `resumeAt` to continue without a gap or a duplicate.
 public struct ResumableStreamChunk: Sendable, Hashable {
@@ -26,19 +28,61 @@ public struct ResumableStreamReader: AsyncSequence, Sendable {
         self.lease = lease
     }
 
+    /// Throws ``ResumableStreamError/offsetBeyondEnd(offset:length:)`` when what this process
+    /// already knows shows that the start is past the end of the finished stream; otherwise the
+    /// reader finds out as it reads.
+    public func checkStart() throws(ResumableStreamError) {
+        if case .end(.failed(let error))? = buffer.readNow(at: startOffset), case .offsetBeyondEnd = error {
+            throw error
+        }
+    }
+
     public struct AsyncIterator: AsyncIteratorProtocol {
         let buffer: StreamBuffer
         let lease: ReaderLease?
-        var offset: Int
+        /// The offset just after what this reader has taken.
+        public private(set) var offset: Int
 
         public mutating func next() async throws -> ResumableStreamChunk? {
-            switch try await buffer.read(at: offset, maximumChunks: 1) {
-            case .text(let pieces, let end):
+            try take(try await buffer.read(at: offset, maximumChunks: 1))
+        }
+
+        /// The chunks that are there, at least one (waiting for it), up to `maximumBytes` of text
+        /// unless the first is larger; `.idle` when nothing came for `idleTimeout`. `nil` when the
+        /// stream completed; throws as ``next()`` does.
+        ///
+        /// For writers that send what has piled up in one write, and keep an idle connection alive.
+        public mutating func next(
+            maximumBytes: Int,
+            idleTimeout: TimeAmount,
+            on eventLoop: any EventLoop
+        ) async throws -> ResumableStreamRead? {
+            guard let read = try await buffer.read(at: offset, maximumChunks: 1, idleTimeout: (idleTimeout, eventLoop)) else {
+                return .idle
+            }
+            guard let first = try take(read) else { return nil }
+            var chunks = [first]
+            var bytes = first.text.utf8.count
+            // Each chunk keeps its own offset, so take them one by one; none of this waits. An
+            // end is left for the next call, after these chunks have been handled.
+            while bytes < maximumBytes, case .text(let pieces, let end)? = buffer.readNow(at: offset, maximumChunks: 1) {
+                let size = pieces[0].utf8.count
+                guard bytes + size <= maximumBytes else { break }
+                offset = end
+                chunks.append(ResumableStreamChunk(text: String(pieces[0]), offset: end))
+                bytes += size
+            }
+            return .chunks(chunks)
+        }
+
+        private mutating func take(_ read: StreamBuffer.Read?) throws -> ResumableStreamChunk? {
+            switch read {
+            case .text(let pieces, let end)?:
                 offset = end
                 return ResumableStreamChunk(text: String(pieces[0]), offset: end)
-            case .end(.completed):
+            case .end(.completed)?, nil:
                 return nil
-            case .end(.failed(let error)):
+            case .end(.failed(let error))?:
                 throw error
             }
         }
@@ -47,6 +91,14 @@ public struct ResumableStreamReader: AsyncSequence, Sendable {
     public func makeAsyncIterator() -> AsyncIterator {
         AsyncIterator(buffer: buffer, lease: lease, offset: startOffset)
     }
+}
+
+/// What ``ResumableStreamReader/AsyncIterator/next(maximumBytes:idleTimeout:on:)`` gives.
+public enum ResumableStreamRead: Sendable, Hashable {
+    /// One or more chunks, in order.
+    case chunks([ResumableStreamChunk])
+    /// Nothing came within the idle timeout; the stream is still live.
+    case idle
 }
 
 /// Held by the readers of a mirror; when the last one is gone, the mirror stops following.

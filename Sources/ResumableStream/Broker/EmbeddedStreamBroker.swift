@@ -110,6 +110,9 @@ public final class EmbeddedStreamBroker: StreamBroker {
         return BrokerSubscription(events, onCancel: { continuation.finish() })
     }
 
+    /// In memory, it is always there.
+    public func ping() async throws {}
+
     public func subscriberCount(_ channel: String) async throws -> Int {
         state.withLock { $0.channels[channel]?.count ?? 0 }
     }

@@ -49,6 +49,10 @@ public struct RedisStreamBroker: StreamBroker {
         try await client.send("PUBSUB", "NUMSUB", .string(channel)).array?.last?.integer ?? 0
     }
 
+    public func ping() async throws {
+        _ = try await client.ping()
+    }
+
     public func subscribe(to channel: String) async throws -> BrokerSubscription {
         let subscription = try await subscriber.subscribe(to: channel)
         let events = subscription.map { @Sendable event -> BrokerEvent in

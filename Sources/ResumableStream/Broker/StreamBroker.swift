@@ -18,6 +18,8 @@ public protocol StreamBroker: Sendable {
     /// How many subscribers `channel` has (`PUBSUB NUMSUB`): a live producer always listens on its
     /// request channel, so none means it is gone.
     func subscriberCount(_ channel: String) async throws -> Int
+    /// Throws when the broker cannot be reached (for readiness checks).
+    func ping() async throws
 }
 
 /// What a subscription delivers.

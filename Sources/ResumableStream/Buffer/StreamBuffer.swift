@@ -1,3 +1,4 @@
+import NIOCore
 import Synchronization
 
 /// One stream's text, append-only, shared by every reader of the stream in this process.
@@ -20,7 +21,7 @@ final class StreamBuffer: Sendable {
         var ends: [Int] = []
         var bytes = 0
         var outcome: Outcome?
-        var waiters: [Int: CheckedContinuation<Read?, Never>] = [:]
+        var waiters: [Int: CheckedContinuation<Wake, Never>] = [:]
         var nextWaiter = 0
         var released = false
 
@@ -49,7 +50,7 @@ final class StreamBuffer: Sendable {
     /// - Throws: when the chunk does not fit; the buffer is then failed with that error.
     func append(_ chunk: String) throws(ResumableStreamError) {
         let size = chunk.utf8.count
-        let result: Result<[CheckedContinuation<Read?, Never>], ResumableStreamError> = state.withLock { state in
+        let result: Result<[CheckedContinuation<Wake, Never>], ResumableStreamError> = state.withLock { state in
             guard state.outcome == nil else { return .success([]) }
             var failure: ResumableStreamError?
             if state.bytes + size > limit {
@@ -68,7 +69,7 @@ final class StreamBuffer: Sendable {
         }
         switch result {
         case .success(let waiters):
-            waiters.forEach { $0.resume(returning: nil) }
+            waiters.forEach { $0.resume(returning: .recheck) }
         case .failure(let error):
             wakeAll()
             throw error
@@ -77,12 +78,12 @@ final class StreamBuffer: Sendable {
 
     /// Ends the stream; readers read what is buffered, then see `outcome`. Later calls change nothing.
     func finish(_ outcome: Outcome) {
-        let waiters = state.withLock { state -> [CheckedContinuation<Read?, Never>] in
+        let waiters = state.withLock { state -> [CheckedContinuation<Wake, Never>] in
             guard state.outcome == nil else { return [] }
             state.outcome = outcome
             return Self.takeWaiters(&state)
         }
-        waiters.forEach { $0.resume(returning: nil) }
+        waiters.forEach { $0.resume(returning: .recheck) }
     }
 
     /// Gives the buffer's bytes back to the process budget; the text stays readable by the readers
@@ -120,15 +121,29 @@ final class StreamBuffer: Sendable {
     ///
     /// An offset past the end waits while the stream is live, and fails once it has finished.
     func read(at offset: Int, maximumBytes: Int = .max, maximumChunks: Int = .max) async throws -> Read {
+        guard let read = try await read(at: offset, maximumBytes: maximumBytes, maximumChunks: maximumChunks, idleTimeout: nil) else {
+            preconditionFailure("without an idle timeout, the wait ends only with a read")
+        }
+        return read
+    }
+
+    /// Waits as ``read(at:maximumBytes:maximumChunks:)`` does, but at most `idleTimeout` (on the
+    /// event loop's timer, which costs no task): `nil` when nothing came in that time.
+    func read(
+        at offset: Int,
+        maximumBytes: Int = .max,
+        maximumChunks: Int = .max,
+        idleTimeout: (TimeAmount, any EventLoop)?
+    ) async throws -> Read? {
         while true {
             try Task.checkCancellation()
             let id = state.withLock { state in
                 state.nextWaiter += 1
                 return state.nextWaiter
             }
-            // Woken with `nil` when something changed: read again.
-            let ready: Read? = await withTaskCancellationHandler {
-                await withCheckedContinuation { (continuation: CheckedContinuation<Read?, Never>) in
+            var timer: Scheduled<Void>?
+            let wake: Wake = await withTaskCancellationHandler {
+                await withCheckedContinuation { (continuation: CheckedContinuation<Wake, Never>) in
                     let read = state.withLock { state -> Read? in
                         if let read = Self.read(in: state, at: offset, maximumBytes: maximumBytes, maximumChunks: maximumChunks) {
                             return read
@@ -138,15 +153,35 @@ final class StreamBuffer: Sendable {
                         state.waiters[id] = continuation
                         return nil
                     }
-                    if let read { continuation.resume(returning: read) }
+                    if let read {
+                        continuation.resume(returning: .ready(read))
+                    } else if let (timeout, eventLoop) = idleTimeout {
+                        timer = eventLoop.scheduleTask(in: timeout) {
+                            self.state.withLock { $0.waiters.removeValue(forKey: id) }?.resume(returning: .idle)
+                        }
+                    }
                 }
             } onCancel: {
                 let waiter = self.state.withLock { $0.waiters.removeValue(forKey: id) }
-                waiter?.resume(returning: nil)
+                waiter?.resume(returning: .recheck)
             }
+            timer?.cancel()
             try Task.checkCancellation()
-            if let ready { return ready }
+            switch wake {
+            case .ready(let read): return read
+            case .idle: return nil
+            case .recheck: continue
+            }
         }
+    }
+
+    /// How a waiting reader is woken.
+    private enum Wake {
+        case ready(Read)
+        /// Something changed: read again.
+        case recheck
+        /// The idle timeout passed.
+        case idle
     }
 
     private static func read(in state: State, at requested: Int, maximumBytes: Int, maximumChunks: Int) -> Read? {
@@ -185,7 +220,7 @@ final class StreamBuffer: Sendable {
         return .text(pieces, end: state.ends[index - 1])
     }
 
-    private static func takeWaiters(_ state: inout State) -> [CheckedContinuation<Read?, Never>] {
+    private static func takeWaiters(_ state: inout State) -> [CheckedContinuation<Wake, Never>] {
         guard !state.waiters.isEmpty else { return [] }
         let waiters = Array(state.waiters.values)
         state.waiters.removeAll(keepingCapacity: true)
@@ -194,6 +229,6 @@ final class StreamBuffer: Sendable {
 
     private func wakeAll() {
         let waiters = state.withLock { Self.takeWaiters(&$0) }
-        waiters.forEach { $0.resume(returning: nil) }
+        waiters.forEach { $0.resume(returning: .recheck) }
     }
 }
