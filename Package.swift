@@ -1,4 +1,4 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.1
 import PackageDescription
 
 let package = Package(
@@ -8,11 +8,22 @@ let package = Package(
         .library(name: "Redis", targets: ["Redis"]),
         .library(name: "ResumableStream", targets: ["ResumableStream"]),
         .library(name: "ResumableStreamHTTP", targets: ["ResumableStreamHTTP"]),
+        .library(name: "ResumableStreamServer", targets: ["ResumableStreamServer"]),
+        .executable(name: "resumable-stream-server", targets: ["ResumableStreamServerMain"]),
         .executable(name: "RedisBenchmark", targets: ["RedisBenchmark"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        // Without its default traits Hummingbird does not pull in swift-configuration, which the
+        // server does not use: it reads flags and environment through swift-argument-parser.
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1", traits: []),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
         // The only C in the project: hiredis, plus a header of inline functions that hide the
@@ -43,12 +54,45 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        // The HTTP layer (issue: the SSE service); so far its event-stream writer.
+        // The HTTP layer: routes any Hummingbird application can mount, and the sources they offer.
         .target(
             name: "ResumableStreamHTTP",
             dependencies: [
                 "ResumableStream",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ]
+        ),
+        // The service: configuration, broker choice, metrics and lifecycle around the routes.
+        .target(
+            name: "ResumableStreamServer",
+            dependencies: [
+                "ResumableStreamHTTP",
+                "ResumableStream",
+                "Redis",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        .executableTarget(
+            name: "ResumableStreamServerMain",
+            dependencies: [
+                "ResumableStreamServer",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .executableTarget(
@@ -63,7 +107,17 @@ let package = Package(
             name: "ResumableStreamHTTPTests",
             dependencies: [
                 "ResumableStreamHTTP",
+                "ResumableStreamServer",
+                "ResumableStream",
+                "TestSupport",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // What both test targets share.

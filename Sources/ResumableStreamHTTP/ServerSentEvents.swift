@@ -17,19 +17,25 @@ public enum ServerSentEvents {
         if let name {
             writeField("event", name, into: &buffer)
         }
-        var line = data.startIndex
-        var index = data.startIndex
-        while index < data.endIndex {
-            let character = data[index]
-            if character == "\n" || character == "\r" || character == "\r\n" {
-                writeField("data", data[line..<index], into: &buffer)
-                index = data.index(after: index)
-                line = index
-            } else {
-                index = data.index(after: index)
+        // Byte by byte: CR, LF and CRLF each end a line.
+        let text = Substring(data)
+        let bytes = text.utf8
+        var line = bytes.startIndex
+        var index = bytes.startIndex
+        while index < bytes.endIndex {
+            let byte = bytes[index]
+            guard byte == UInt8(ascii: "\n") || byte == UInt8(ascii: "\r") else {
+                index = bytes.index(after: index)
+                continue
             }
+            writeField("data", Substring(bytes[line..<index]), into: &buffer)
+            index = bytes.index(after: index)
+            if byte == UInt8(ascii: "\r"), index < bytes.endIndex, bytes[index] == UInt8(ascii: "\n") {
+                index = bytes.index(after: index)
+            }
+            line = index
         }
-        writeField("data", data[line...], into: &buffer)
+        writeField("data", Substring(bytes[line...]), into: &buffer)
         buffer.writeStaticString("\n")
     }
 
@@ -52,7 +58,7 @@ public enum ServerSentEvents {
         buffer.writeStaticString(name)
         // One space after the colon, which a client strips: a value that starts with a space keeps it.
         buffer.writeStaticString(": ")
-        buffer.writeString(String(value))
+        buffer.writeSubstring(Substring(value))
         buffer.writeStaticString("\n")
     }
 }

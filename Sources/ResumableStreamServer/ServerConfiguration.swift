@@ -1,0 +1,32 @@
+import Logging
+
+/// Everything the server is configured with; the executable fills it from flags and environment.
+public struct ServerConfiguration: Sendable {
+    public var host = "127.0.0.1"
+    /// 0 picks a free port (tests read it back from the running server).
+    public var port = 8080
+    /// Connections waiting to be accepted; a crowd that reconnects at once needs more than 256.
+    public var backlog = 1024
+    /// `redis://[[user]:password@]host[:port][/db]`; without it the embedded broker runs, for a
+    /// single instance.
+    public var redisURL: String?
+    public var keyPrefix = "resumable-stream"
+    /// How long a resuming instance waits for the producer's acknowledgement.
+    public var acknowledgementTimeout: Duration = .seconds(1)
+    /// How long a finished stream is still answered before its sentinel says `DONE`.
+    public var replayGrace: Duration = .seconds(30)
+    public var streamBufferLimit = 64 * 1024 * 1024
+    public var processBufferLimit = 512 * 1024 * 1024
+    public var maxStreams = 1_000
+    public var maxReaders = 10_000
+    public var maxRequestBodySize = 64 * 1024
+    public var heartbeatInterval: Duration = .seconds(15)
+    public var retryMilliseconds = 1000
+    /// At SIGTERM: how long running producers may go on before they are cancelled.
+    public var drainTimeout: Duration = .seconds(30)
+    /// Origins the `proxy` source may reach (`*` for any); empty switches it off.
+    public var proxyAllowedOrigins: [String] = []
+    public var logLevel: Logger.Level = .info
+
+    public init() {}
+}

@@ -1,0 +1,143 @@
+import AsyncHTTPClient
+import Hummingbird
+import Logging
+import NIOCore
+import NIOPosix
+import Prometheus
+import Redis
+import ResumableStream
+import ResumableStreamHTTP
+import ServiceLifecycle
+import UnixSignals
+
+/// The service: the routes, a broker (Redis when configured, else embedded), metrics and the
+/// lifecycle, as one service group that runs until SIGTERM or SIGINT and then drains.
+public struct StreamServer: Sendable {
+    public let configuration: ServerConfiguration
+    public let context: ResumableStreamContext
+    public let routes: ResumableStreamRoutes<BasicRequestContext>
+    private let group: ServiceGroup
+
+    /// Connects to Redis (when configured) and prepares everything; ``run()`` serves.
+    ///
+    /// - Parameters:
+    ///   - metrics: the registry `/metrics` shows; the executable also bootstraps swift-metrics
+    ///     with it, so the HTTP layer's counters appear there too.
+    ///   - sources: sources the application adds to `demo` and `proxy`.
+    ///   - onServerRunning: called with the bound port once the server listens.
+    public init(
+        configuration: ServerConfiguration,
+        signals: [UnixSignal] = [.sigterm, .sigint],
+        metrics: PrometheusCollectorRegistry = PrometheusCollectorRegistry(),
+        sources: StreamSourceRegistry = StreamSourceRegistry(),
+        logger: Logger,
+        onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
+    ) async throws {
+        var logger = logger
+        logger.logLevel = configuration.logLevel
+        self.configuration = configuration
+
+        var services: [any Service] = []
+        let broker: any StreamBroker
+        if let url = configuration.redisURL {
+            var redis = try RedisConfiguration(url: url)
+            redis.clientName = redis.clientName ?? "resumable-stream"
+            let client = try await RedisClient.connect(configuration: redis, logger: logger)
+            let subscriber: RedisSubscriber
+            do {
+                subscriber = try await RedisSubscriber.connect(configuration: redis, logger: logger)
+            } catch {
+                await client.close()
+                throw error
+            }
+            broker = RedisStreamBroker(client: client, subscriber: subscriber)
+            services.append(RedisConnectionsService(client: client, subscriber: subscriber))
+        } else {
+            broker = EmbeddedStreamBroker()
+        }
+
+        var options = ResumableStreamOptions()
+        options.keyPrefix = configuration.keyPrefix
+        options.acknowledgementTimeout = configuration.acknowledgementTimeout
+        options.replayGrace = configuration.replayGrace
+        options.streamBufferLimit = configuration.streamBufferLimit
+        options.processBufferLimit = configuration.processBufferLimit
+        options.logger = logger
+        let context = ResumableStreamContext(broker: broker, options: options)
+        self.context = context
+
+        let httpClient = HTTPClient(
+            eventLoopGroupProvider: .shared(MultiThreadedEventLoopGroup.singleton),
+            configuration: HTTPClient.Configuration(timeout: .init(connect: .seconds(10), read: .seconds(300)))
+        )
+        var registry = sources
+        ProxySource(configuration: .init(allowedOrigins: configuration.proxyAllowedOrigins), httpClient: httpClient)
+            .register(in: &registry)
+
+        var routesConfiguration = ResumableStreamRoutes<BasicRequestContext>.Configuration()
+        routesConfiguration.maxStreams = configuration.maxStreams
+        routesConfiguration.maxReaders = configuration.maxReaders
+        routesConfiguration.maxRequestBodySize = configuration.maxRequestBodySize
+        routesConfiguration.heartbeatInterval = configuration.heartbeatInterval
+        routesConfiguration.retryMilliseconds = configuration.retryMilliseconds
+        let routes = ResumableStreamRoutes<BasicRequestContext>(context: context, sources: registry, configuration: routesConfiguration)
+        self.routes = routes
+
+        let router = Router()
+        router.add(middleware: MetricsMiddleware())
+        router.add(middleware: JSONErrorMiddleware())
+        routes.addRoutes(to: router)
+        routes.addHealthRoutes(to: router)
+        let exporter = MetricsExporter(registry: metrics, context: context)
+        router.get("metrics") { _, _ in exporter.response() }
+
+        let application = Application(
+            router: router,
+            configuration: ApplicationConfiguration(
+                address: .hostname(configuration.host, port: configuration.port),
+                serverName: "resumable-stream",
+                backlog: configuration.backlog
+            ),
+            onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? configuration.port) },
+            logger: logger
+        )
+        services.append(HTTPClientService(client: httpClient))
+        // Shut down in reverse order: first the drain, then the HTTP server (which waits for the
+        // responses in progress), then the proxy's client and the broker's connections.
+        services.append(application)
+        services.append(StreamDrainService(context: context, drainTimeout: configuration.drainTimeout))
+        var groupConfiguration = ServiceGroupConfiguration(
+            services: services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) },
+            gracefulShutdownSignals: signals,
+            cancellationSignals: [],
+            logger: logger
+        )
+        // A client that stopped reading would hold the server's shutdown forever: after the drain
+        // and a margin, what still runs is cancelled.
+        groupConfiguration.maximumGracefulShutdownDuration = configuration.drainTimeout + Duration.seconds(10)
+        groupConfiguration.maximumCancellationDuration = .seconds(5)
+        self.group = ServiceGroup(configuration: groupConfiguration)
+    }
+
+    /// Serves until SIGTERM or SIGINT (or ``shutdown()``), then drains: new streams are refused,
+    /// running producers get the drain timeout, their readers end, and the server and the
+    /// broker's connections close.
+    public func run() async throws {
+        try await group.run()
+    }
+
+    /// What SIGTERM does.
+    public func shutdown() async {
+        await group.triggerGracefulShutdown()
+    }
+}
+
+/// Shuts the HTTP client of the proxy source down with the rest.
+struct HTTPClientService: Service {
+    let client: HTTPClient
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        try await client.shutdown()
+    }
+}

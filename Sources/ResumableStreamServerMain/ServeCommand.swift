@@ -1,0 +1,125 @@
+import ArgumentParser
+import Foundation
+import Logging
+import Metrics
+import Prometheus
+import ResumableStreamServer
+
+/// `resumable-stream-server`: every flag has an environment variable, which the flag overrides.
+@main
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "resumable-stream-server",
+        abstract: "Serves resumable Server-Sent Event streams, with Redis between instances or alone in memory."
+    )
+
+    @Option(help: "Address to listen on (HOST).")
+    var host = Self.environment("HOST") ?? "127.0.0.1"
+
+    @Option(help: "Port to listen on (PORT).")
+    var port = Self.integer("PORT") ?? 8080
+
+    @Option(help: "redis://[[user]:password@]host[:port][/db] (REDIS_URL). Without it the embedded broker runs, for one instance.")
+    var redisURL = Self.environment("REDIS_URL") ?? ""
+
+    @Option(help: "Prefix of the Redis keys and channels (KEY_PREFIX); instances that share streams share it.")
+    var keyPrefix = Self.environment("KEY_PREFIX") ?? "resumable-stream"
+
+    @Option(help: "Milliseconds a resume waits for the producer's answer (ACK_TIMEOUT_MS).")
+    var ackTimeoutMs = Self.integer("ACK_TIMEOUT_MS") ?? 1000
+
+    @Option(help: "Seconds a finished stream is still answered (REPLAY_GRACE_SECONDS); 0 as the reference.")
+    var replayGraceSeconds = Self.integer("REPLAY_GRACE_SECONDS") ?? 30
+
+    @Option(help: "Bytes one stream may buffer (STREAM_BUFFER_LIMIT).")
+    var streamBufferLimit = Self.integer("STREAM_BUFFER_LIMIT") ?? 64 * 1024 * 1024
+
+    @Option(help: "Bytes all streams of the process may buffer (PROCESS_BUFFER_LIMIT).")
+    var processBufferLimit = Self.integer("PROCESS_BUFFER_LIMIT") ?? 512 * 1024 * 1024
+
+    @Option(help: "Streams produced at once (MAX_STREAMS).")
+    var maxStreams = Self.integer("MAX_STREAMS") ?? 1_000
+
+    @Option(help: "Stream responses at once (MAX_READERS).")
+    var maxReaders = Self.integer("MAX_READERS") ?? 10_000
+
+    @Option(help: "Bytes of a create request's JSON body (MAX_BODY_SIZE).")
+    var maxBodySize = Self.integer("MAX_BODY_SIZE") ?? 64 * 1024
+
+    @Option(help: "Seconds of silence before a heartbeat comment (HEARTBEAT_SECONDS).")
+    var heartbeatSeconds = Self.integer("HEARTBEAT_SECONDS") ?? 15
+
+    @Option(help: "Seconds running streams get to finish at SIGTERM (DRAIN_SECONDS).")
+    var drainSeconds = Self.integer("DRAIN_SECONDS") ?? 30
+
+    @Option(help: "Comma-separated origins the proxy source may reach, or * (PROXY_ALLOWED_ORIGINS); none by default.")
+    var proxyAllowedOrigins = Self.environment("PROXY_ALLOWED_ORIGINS") ?? ""
+
+    @Option(help: "trace, debug, info, notice, warning, error or critical (LOG_LEVEL).")
+    var logLevel = Self.environment("LOG_LEVEL") ?? "info"
+
+    /// The environment variables read as integers: a value that is not one is refused, not ignored.
+    static let integerVariables = [
+        "PORT", "ACK_TIMEOUT_MS", "REPLAY_GRACE_SECONDS", "STREAM_BUFFER_LIMIT", "PROCESS_BUFFER_LIMIT",
+        "MAX_STREAMS", "MAX_READERS", "MAX_BODY_SIZE", "HEARTBEAT_SECONDS", "DRAIN_SECONDS",
+    ]
+
+    func validate() throws {
+        for name in Self.integerVariables {
+            if let value = Self.environment(name), Int(value) == nil {
+                throw ValidationError("\(name)='\(value)' is not an integer")
+            }
+        }
+        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown log level '\(logLevel)'") }
+        guard (0...65535).contains(port) else { throw ValidationError("the port must be between 0 and 65535") }
+        for (name, value) in [("max-streams", maxStreams), ("max-readers", maxReaders), ("max-body-size", maxBodySize), ("heartbeat-seconds", heartbeatSeconds)] {
+            guard value > 0 else { throw ValidationError("--\(name) must be positive") }
+        }
+        for (name, value) in [("ack-timeout-ms", ackTimeoutMs), ("replay-grace-seconds", replayGraceSeconds), ("drain-seconds", drainSeconds)] {
+            guard value >= 0 else { throw ValidationError("--\(name) must not be negative") }
+        }
+    }
+
+    func run() async throws {
+        var configuration = ServerConfiguration()
+        configuration.host = host
+        configuration.port = port
+        configuration.redisURL = redisURL.isEmpty ? nil : redisURL
+        configuration.keyPrefix = keyPrefix
+        configuration.acknowledgementTimeout = .milliseconds(ackTimeoutMs)
+        configuration.replayGrace = .seconds(replayGraceSeconds)
+        configuration.streamBufferLimit = streamBufferLimit
+        configuration.processBufferLimit = processBufferLimit
+        configuration.maxStreams = maxStreams
+        configuration.maxReaders = maxReaders
+        configuration.maxRequestBodySize = maxBodySize
+        configuration.heartbeatInterval = .seconds(heartbeatSeconds)
+        configuration.drainTimeout = .seconds(drainSeconds)
+        configuration.proxyAllowedOrigins = proxyAllowedOrigins.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        configuration.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        let logger = {
+            var logger = Logger(label: "resumable-stream")
+            logger.logLevel = configuration.logLevel
+            return logger
+        }()
+        let broker = configuration.redisURL == nil ? "the embedded broker (one instance)" : "Redis"
+        let server = try await StreamServer(configuration: configuration, metrics: registry, logger: logger) { port in
+            logger.info("listening on http://\(host):\(port) with \(broker)")
+            logger.info("try: curl -N -X POST http://\(host):\(port)/streams/hello -H 'Content-Type: application/json' -d '{\"source\":\"demo\",\"parameters\":{\"count\":20,\"intervalMs\":200}}'")
+        }
+        try await server.run()
+    }
+
+    static func environment(_ name: String) -> String? {
+        guard let value = getenv(name) else { return nil }
+        return String(cString: value)
+    }
+
+    /// `nil` when unset or not an integer; ``validate()`` refuses the latter.
+    static func integer(_ name: String) -> Int? {
+        environment(name).flatMap { Int($0) }
+    }
+}
