@@ -3,17 +3,17 @@ import NIOCore
 /// The commands the coordinator uses, typed. Anything else goes through ``RedisClient/send(_:)-(RedisArgument...)``.
 extension RedisClient {
     /// `PING`: returns `PONG`.
-    public func ping() async throws -> String {
+    nonisolated(nonsending) public func ping() async throws -> String {
         try await send("PING").string ?? ""
     }
 
     /// `GET`: the value's bytes, or `nil` when the key does not exist.
-    public func get(_ key: String) async throws -> ByteBuffer? {
+    nonisolated(nonsending) public func get(_ key: String) async throws -> ByteBuffer? {
         try await send("GET", .string(key)).bytes
     }
 
     /// `GET`, decoded as UTF-8.
-    public func getString(_ key: String) async throws -> String? {
+    nonisolated(nonsending) public func getString(_ key: String) async throws -> String? {
         try await get(key).map { String(buffer: $0) }
     }
 
@@ -21,7 +21,7 @@ extension RedisClient {
     ///
     /// - Returns: `false` when `onlyIfNotExists` is set and the key already existed; `true` otherwise.
     @discardableResult
-    public func set(
+    nonisolated(nonsending) public func set(
         _ key: String,
         to value: RedisArgument,
         expireInSeconds: Int? = nil,
@@ -39,47 +39,47 @@ extension RedisClient {
 
     /// `INCR`: the value after the increment.
     @discardableResult
-    public func incr(_ key: String) async throws -> Int {
+    nonisolated(nonsending) public func incr(_ key: String) async throws -> Int {
         try await integer(send("INCR", .string(key)), of: "INCR")
     }
 
     /// `EXPIRE`: `true` when the key exists and now expires.
     @discardableResult
-    public func expire(_ key: String, seconds: Int) async throws -> Bool {
+    nonisolated(nonsending) public func expire(_ key: String, seconds: Int) async throws -> Bool {
         try await integer(send("EXPIRE", .string(key), .integer(seconds)), of: "EXPIRE") == 1
     }
 
     /// `DEL`: how many of the keys existed.
     @discardableResult
-    public func del(_ keys: String...) async throws -> Int {
+    nonisolated(nonsending) public func del(_ keys: String...) async throws -> Int {
         try await del(keys)
     }
 
     /// `DEL`: how many of the keys existed.
     @discardableResult
-    public func del(_ keys: [String]) async throws -> Int {
+    nonisolated(nonsending) public func del(_ keys: [String]) async throws -> Int {
         try await integer(send(["DEL"] + keys.map(RedisArgument.string)), of: "DEL")
     }
 
     /// `PUBLISH`: how many subscribers (connections) received the message.
     @discardableResult
-    public func publish(_ message: RedisArgument, to channel: String) async throws -> Int {
+    nonisolated(nonsending) public func publish(_ message: RedisArgument, to channel: String) async throws -> Int {
         try await integer(send("PUBLISH", .string(channel), message), of: "PUBLISH")
     }
 
     /// `EVAL`: runs a Lua script.
-    public func eval(_ script: String, keys: [String] = [], arguments: [RedisArgument] = []) async throws -> RedisReply {
+    nonisolated(nonsending) public func eval(_ script: String, keys: [String] = [], arguments: [RedisArgument] = []) async throws -> RedisReply {
         try await send(["EVAL", .string(script), .integer(keys.count)] + keys.map(RedisArgument.string) + arguments)
     }
 
     /// `EVALSHA`: runs a script loaded before; throws a ``RedisServerError`` with code `NOSCRIPT` if
     /// Redis does not know it.
-    public func evalsha(_ sha1: String, keys: [String] = [], arguments: [RedisArgument] = []) async throws -> RedisReply {
+    nonisolated(nonsending) public func evalsha(_ sha1: String, keys: [String] = [], arguments: [RedisArgument] = []) async throws -> RedisReply {
         try await send(["EVALSHA", .string(sha1), .integer(keys.count)] + keys.map(RedisArgument.string) + arguments)
     }
 
     /// `SCRIPT LOAD`: the script's SHA1, for ``evalsha(_:keys:arguments:)``.
-    public func scriptLoad(_ script: String) async throws -> String {
+    nonisolated(nonsending) public func scriptLoad(_ script: String) async throws -> String {
         guard let sha1 = try await send("SCRIPT", "LOAD", .string(script)).string else {
             throw RedisProtocolError(message: "SCRIPT LOAD did not return a digest")
         }

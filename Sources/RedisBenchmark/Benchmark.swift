@@ -136,7 +136,9 @@ enum Benchmark {
         }
 
         var (samples, elapsed) = options.executor == .eventLoop
-            ? try await EventLoopCaller(eventLoop: client.eventLoop).timeGets(client, key: options.key, count: options.count)
+            ? try await Task(executorPreference: client.taskExecutor) {
+                try await timeGets(client, key: options.key, count: options.count)
+            }.value
             : try await timeGets(client, key: options.key, count: options.count)
 
         samples.sort()
@@ -232,21 +234,4 @@ func printError(_ message: String) {
 
 func environmentVariable(_ name: String) -> String? {
     getenv(name).map { String(cString: $0) }
-}
-
-/// A caller pinned to the client's event loop: its code, and the client's code it calls, run on the
-/// connection's own thread, so a call costs no thread hop. What an application does for the lowest
-/// latency, without changing Swift's global executor.
-actor EventLoopCaller {
-    private let executor: any SerialExecutor
-
-    nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
-
-    init(eventLoop: any EventLoop) {
-        executor = eventLoop.executor
-    }
-
-    func timeGets(_ client: RedisClient, key: String, count: Int) async throws -> (samples: [Int64], elapsed: Duration) {
-        try await Benchmark.timeGets(client, key: key, count: count)
-    }
 }

@@ -216,6 +216,22 @@ struct RedisClientTests {
         }
     }
 
+    @Test func aTaskThatPrefersTheClientsTaskExecutorCallsFromTheEventLoop() async throws {
+        try await TestRedis.withClient { client throws in
+            let key = TestRedis.unique("pinned")
+            let (value, onLoop) = try await Task(executorPreference: client.taskExecutor) {
+                try await client.set(key, to: "pinned")
+                let value = try await client.getString(key)
+                // After the reply: the task was resumed on the connection's own thread.
+                return (value, client.eventLoop.inEventLoop)
+            }.value
+            #expect(value == "pinned")
+            #expect(onLoop)
+            #expect(!client.eventLoop.inEventLoop)
+            try await client.del(key)
+        }
+    }
+
     @Test func closedClientFailsClearly() async throws {
         let client = try await TestRedis.client()
         await client.close()

@@ -6,12 +6,12 @@ import NIOCore
 /// per command is a measurable share of a command's cost.
 #if DEBUG
 typealias ReplyContinuation = CheckedContinuation<RedisReply, any Error>
-func withReplyContinuation(_ body: (ReplyContinuation) -> Void) async throws -> RedisReply {
+nonisolated(nonsending) func withReplyContinuation(_ body: (ReplyContinuation) -> Void) async throws -> RedisReply {
     try await withCheckedThrowingContinuation(body)
 }
 #else
 typealias ReplyContinuation = UnsafeContinuation<RedisReply, any Error>
-func withReplyContinuation(_ body: (ReplyContinuation) -> Void) async throws -> RedisReply {
+nonisolated(nonsending) func withReplyContinuation(_ body: (ReplyContinuation) -> Void) async throws -> RedisReply {
     try await withUnsafeThrowingContinuation(body)
 }
 #endif
