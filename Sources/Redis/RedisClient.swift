@@ -11,8 +11,8 @@ import NIOPosix
 /// exponential backoff, and commands called meanwhile wait for it (up to the command timeout).
 public final class RedisClient: Sendable {
     public var configuration: RedisConfiguration { connection.configuration }
-    /// The event loop of the client's connection. A command called on it with nothing queued ahead
-    /// is written at once, without a hop through the event loop's task queue.
+    /// The event loop of the client's connection. Commands called on it wake no other thread, and
+    /// those called in one turn of the loop go out in one write.
     public var eventLoop: any EventLoop { connection.eventLoop }
     /// Runs tasks on ``eventLoop``: a task that prefers it makes its calls without a thread hop,
     /// for the lowest latency (see ``EventLoopTaskExecutor``).

@@ -59,12 +59,14 @@ enum Benchmark {
     static func publish(_ client: RedisClient, _ options: Options) async throws {
         let payload = RedisArgument.string(options.payload)
         var callers = options.callers
+        // With `--executor event-loop` every caller task prefers the connection's event loop.
+        let executor: (any TaskExecutor)? = options.executor == .eventLoop ? client.taskExecutor : nil
         if let target = options.inFlight {
             // Probes with warm-up-sized runs, adding callers until the pipeline is as deep as asked.
             let probe = max(options.warmup, 10_000)
             while true {
                 let before = client.pipelineStatistics
-                try await publish(client, count: probe, callers: callers, channel: options.channel, payload: payload)
+                try await publish(client, count: probe, callers: callers, channel: options.channel, payload: payload, executor: executor)
                 let depth = client.pipelineStatistics.since(before).meanInFlight
                 if depth >= Double(target) || callers >= 64 * target { break }
                 callers = max(callers + 1, Int((Double(callers) * Double(target) / max(depth, 1)).rounded(.up)))
@@ -73,12 +75,12 @@ enum Benchmark {
         // The warm-up runs the same way as the measurement, so that the connection's buffers, the
         // allocator and the caller tasks' executors have all settled before the clock starts.
         if options.warmup > 0 {
-            try await publish(client, count: options.warmup, callers: callers, channel: options.channel, payload: payload)
+            try await publish(client, count: options.warmup, callers: callers, channel: options.channel, payload: payload, executor: executor)
         }
         let before = client.pipelineStatistics
         let clock = ContinuousClock()
         let start = clock.now
-        try await publish(client, count: options.count, callers: callers, channel: options.channel, payload: payload)
+        try await publish(client, count: options.count, callers: callers, channel: options.channel, payload: payload, executor: executor)
         let elapsed = clock.now - start
         let pipeline = client.pipelineStatistics.since(before)
 
@@ -108,13 +110,14 @@ enum Benchmark {
         count: Int,
         callers: Int,
         channel: String,
-        payload: RedisArgument
+        payload: RedisArgument,
+        executor: (any TaskExecutor)?
     ) async throws {
         try await withThrowingTaskGroup(of: Void.self) { group in
             for caller in 0..<callers {
                 let share = count / callers + (caller < count % callers ? 1 : 0)
                 guard share > 0 else { continue }
-                group.addTask {
+                group.addTask(executorPreference: executor) {
                     for _ in 0..<share {
                         try await client.publish(payload, to: channel)
                     }

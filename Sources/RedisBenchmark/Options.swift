@@ -51,10 +51,10 @@ struct Options: Sendable {
                              counts); nio: NIO's event loops are installed as the global executor
                              first (NIOSingletons.unsafeTryInstall...), so callers resume on the
                              connection's own thread: a diagnostic of what the thread hops cost;
-                             event-loop (get only): the caller is a task that prefers the client's
-                             task executor (Task(executorPreference: client.taskExecutor)), so it
-                             runs on the connection's event loop: the way an application asks for
-                             the lowest latency without changing the global executor
+                             event-loop: each caller is a task that prefers the client's task
+                             executor (Task(executorPreference: client.taskExecutor)), so it runs
+                             on the connection's event loop: the way an application asks for the
+                             lowest latency without changing the global executor
 
         publish: N PUBLISH commands spread over C caller tasks, each awaiting its reply before
                  sending the next, so that at most C commands are in flight; prints ops/s.

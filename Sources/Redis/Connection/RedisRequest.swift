@@ -103,13 +103,11 @@ final class CommandOutbox: Sendable {
     }
 
     func send(_ arguments: [RedisArgument], reply: PendingReply) {
-        let onLoop = channel.eventLoop.inEventLoop
+        // A caller on the event loop goes through the same drain: scheduled from the loop itself it
+        // wakes nothing and runs before the loop polls again, so that every caller resumed by one
+        // read (each reply resumes one) adds its command to one write.
         HiredisCommandEncoder.withEncoded(arguments) { command in
-            let action = pending.withLockedValue { pending -> SendAction in
-                // On the event loop with nothing queued ahead of it, the command can go out at once.
-                if onLoop, !pending.drainScheduled {
-                    return .writeNow
-                }
+            let scheduleDrain = pending.withLockedValue { pending -> Bool in
                 if pending.replies.isEmpty {
                     // One allocation of a size that holds a typical batch, rather than a doubling
                     // per few commands.
@@ -119,20 +117,12 @@ final class CommandOutbox: Sendable {
                 pending.bytes.writeBytes(command)
                 pending.replies.append(reply)
                 defer { pending.drainScheduled = true }
-                return pending.drainScheduled ? .queued : .scheduleDrain
+                return !pending.drainScheduled
             }
-            switch action {
-            case .writeNow: RedisBatch(bytes: channel.allocator.buffer(bytes: command), replies: [reply]).write(to: channel)
-            case .scheduleDrain: channel.eventLoop.execute { self.drain() }
-            case .queued: break
+            if scheduleDrain {
+                channel.eventLoop.execute { self.drain() }
             }
         }
-    }
-
-    private enum SendAction {
-        case writeNow
-        case scheduleDrain
-        case queued
     }
 
     private func drain() {
