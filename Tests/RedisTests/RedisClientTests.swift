@@ -232,6 +232,26 @@ struct RedisClientTests {
         }
     }
 
+    @Test func commandsCalledInOneTurnOfTheEventLoopGoOutInOneWrite() async throws {
+        try await TestRedis.withClient { client throws in
+            let key = TestRedis.unique("turn")
+            let before = client.pipelineStatistics
+            // Child tasks inherit the preference: all 16 run on the event loop, one after another in
+            // the same turn, before the batch's drain (which they queue behind them) writes.
+            let sum = try await Task(executorPreference: client.taskExecutor) {
+                try await withThrowingTaskGroup(of: Int.self) { group in
+                    for _ in 0..<16 {
+                        group.addTask { try await client.incr(key) }
+                    }
+                    return try await group.reduce(0, +)
+                }
+            }.value
+            #expect(sum == (1...16).reduce(0, +))
+            #expect(client.pipelineStatistics.since(before) == RedisPipelineStatistics(writes: 1, commands: 16, inFlightAfterWrites: 16))
+            try await client.del(key)
+        }
+    }
+
     @Test func closedClientFailsClearly() async throws {
         let client = try await TestRedis.client()
         await client.close()
