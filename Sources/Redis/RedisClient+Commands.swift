@@ -1,6 +1,9 @@
 import NIOCore
 
 /// The commands the coordinator uses, typed. Anything else goes through ``RedisClient/send(_:)-(RedisArgument...)``.
+///
+/// Every call is `nonisolated(nonsending)`, like `send`: it runs on its caller's executor instead of
+/// hopping to the global pool first, so a caller on the connection's event loop stays there.
 extension RedisClient {
     /// `PING`: returns `PONG`.
     nonisolated(nonsending) public func ping() async throws -> String {
