@@ -84,8 +84,8 @@ struct RedisConnectionFailureTests {
             try await TestRedis.withClient(name: name) { client throws in
                 // Traffic from many tasks on the one connection.
                 let stop = NIOLockedValueBox(false)
-                let succeeded = NIOLockedValueBox(0)
-                let cutInFlight = NIOLockedValueBox(0)
+                let succeeded = Tally()
+                let cutInFlight = Tally()
                 defer { stop.withLockedValue { $0 = true } }
                 let traffic = Task {
                     try await withThrowingTaskGroup(of: [String].self) { group in
@@ -96,9 +96,9 @@ struct RedisConnectionFailureTests {
                                 while !stop.withLockedValue({ $0 }) {
                                     do {
                                         _ = try await client.incr(key)
-                                        succeeded.withLockedValue { $0 += 1 }
+                                        succeeded.add()
                                     } catch RedisConnectionError.connectionClosed {
-                                        cutInFlight.withLockedValue { $0 += 1 }
+                                        cutInFlight.add()
                                     } catch {
                                         unexpected.append("\(error)")
                                         break
@@ -112,7 +112,7 @@ struct RedisConnectionFailureTests {
                     }
                 }
 
-                try await eventually(timeout: .seconds(60)) { succeeded.withLockedValue { $0 } > 1_000 }
+                await succeeded.wait(until: 1_001)
 
                 // Then a call that is certainly in flight when the connection dies: BLPOP blocks in
                 // Redis, and the traffic's calls pipelined behind it wait in flight with it.
@@ -124,12 +124,11 @@ struct RedisConnectionFailureTests {
                 #expect(try await TestRedis.kill(clientNamed: name, using: admin) == 1)
                 let error = await #expect(throws: RedisConnectionError.self) { try await blocked.value }
                 #expect(error == .connectionClosed)
-                try await eventually { cutInFlight.withLockedValue { $0 } > 0 }
+                await cutInFlight.wait(until: 1)
 
                 // Later calls succeed on a new connection, which carries the name again.
                 #expect(try await client.ping() == "PONG")
-                let afterKill = succeeded.withLockedValue { $0 }
-                try await eventually(timeout: .seconds(60)) { succeeded.withLockedValue { $0 } > afterKill + 1_000 }
+                await succeeded.wait(until: succeeded.value + 1_001)
                 stop.withLockedValue { $0 = true }
                 #expect(try await traffic.value == [])
                 #expect(try await TestRedis.connections(named: name, using: admin) == 1)

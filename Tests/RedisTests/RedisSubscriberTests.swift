@@ -116,13 +116,13 @@ struct RedisSubscriberTests {
 
                 // Publishes increasing numbers on `busy` until told to stop.
                 let stop = NIOLockedValueBox(false)
-                let published = NIOLockedValueBox(0)
+                let published = Tally()
                 let publisher = Task {
                     var next = 0
                     while !stop.withLockedValue({ $0 }) {
                         _ = try await admin.publish(.integer(next), to: busy)
                         next += 1
-                        published.withLockedValue { $0 = next }
+                        published.add()
                     }
                 }
 
@@ -150,7 +150,7 @@ struct RedisSubscriberTests {
                     }
                 }
 
-                try await eventually(timeout: .seconds(60)) { published.withLockedValue { $0 } > 100 }
+                await published.wait(until: 101)
                 #expect(try await TestRedis.kill(clientNamed: name, using: admin) == 1)
 
                 for reader in readers {

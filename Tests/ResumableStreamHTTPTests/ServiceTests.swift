@@ -3,7 +3,6 @@ import Foundation
 import NIOCore
 import ResumableStream
 import ResumableStreamHTTP
-import Synchronization
 import Testing
 import TestSupport
 
@@ -96,9 +95,9 @@ struct ServiceTests {
         try await withServers(2) { servers in
             let body = #"{"source":"demo","parameters":{"count":100000,"intervalMs":20}}"#
             let creator = try await Client.create(servers[0].base, "s4", body: body)
-            let started = OneShotFlag()
-            let reading = Task { try await Client.read(creator) { _ in started.set() } }
-            try await eventually { started.isSet }
+            let started = Tally()
+            let reading = Task { try await Client.read(creator) { _ in started.add() } }
+            await started.wait(until: 1)
             let (status, object) = try await Client.json(.DELETE, "\(servers[1].base)/streams/s4")
             #expect(status == 202)
             #expect(object["cancelled"] as? Bool == true)
@@ -209,11 +208,4 @@ struct ServiceTests {
             #expect(text.contains("resumable_stream_buffered_bytes"))
         }
     }
-}
-
-/// Set once, read from anywhere.
-final class OneShotFlag: Sendable {
-    private let flag = Atomic<Bool>(false)
-    func set() { flag.store(true, ordering: .relaxed) }
-    var isSet: Bool { flag.load(ordering: .relaxed) }
 }

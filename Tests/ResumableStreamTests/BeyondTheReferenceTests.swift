@@ -1,4 +1,3 @@
-import NIOConcurrencyHelpers
 import Redis
 import ResumableStream
 import TestSupport
@@ -12,9 +11,9 @@ struct BeyondTheReferenceTests {
     func cancelFromAnotherInstanceStopsTheSourceAndEndsEveryReader(kind: BrokerKind) async throws {
         try await Deployment.with(kind) { deployment throws in
             let source = ManualSource()
-            let observedCancellation = NIOLockedValueBox(false)
+            let observedCancellation = Tally()
             source.continuation.onTermination = { termination in
-                if case .cancelled = termination { observedCancellation.withLockedValue { $0 = true } }
+                if case .cancelled = termination { observedCancellation.add() }
             }
             let producer = try await deployment.contexts[0].resumableStream("cancel", source: source.make).reader()
             source.send("before")
@@ -27,7 +26,7 @@ struct BeyondTheReferenceTests {
             // Both readers see a cancellation, told apart from an error and from a normal end.
             await #expect(throws: ResumableStreamError.cancelled) { _ = try await producer.text() }
             await #expect(throws: ResumableStreamError.cancelled) { _ = try await followerChunks.next() }
-            try await eventually { observedCancellation.withLockedValue { $0 } }
+            await observedCancellation.wait(until: 1)
         }
     }
 

@@ -1,5 +1,4 @@
 import Foundation
-import NIOConcurrencyHelpers
 import NIOCore
 import Redis
 import ResumableStream
@@ -88,7 +87,7 @@ struct RedisWireTests {
             let source = ManualSource()
             _ = try await deployment.contexts[0].resumableStream("crowd", source: source.make).reader()
             let followers = 100
-            let received = NIOLockedValueBox([Int](repeating: 0, count: 100))
+            let received = (0..<100).map { _ in Tally() }
             let readers = try await withThrowingTaskGroup(of: ResumableStreamReader.self) { group in
                 for index in 0..<followers {
                     let context = deployment.contexts[1 + index % 3]
@@ -101,7 +100,7 @@ struct RedisWireTests {
                     for reader in readers {
                         group.addTask {
                             for try await chunk in reader {
-                                received.withLockedValue { $0[Int(chunk.text) ?? 99] += 1 }
+                                received[Int(chunk.text) ?? 99].add()
                             }
                         }
                     }
@@ -112,7 +111,7 @@ struct RedisWireTests {
             let chunks = 20
             for index in 0..<chunks {
                 source.send("\(index)")
-                try await eventually { received.withLockedValue { $0[index] } == followers }
+                await received[index].wait(until: followers)
             }
             source.finish()
             try await reading.value

@@ -1,8 +1,9 @@
 import Testing
 
 /// Waits until `condition` holds, checking it again and again; records an issue
-/// after `timeout`. For state that only polling can see (a CLIENT LIST entry, a counter another
-/// task raises), never as a pause: the condition is the event waited for.
+/// after `timeout`. For state held elsewhere that only polling can see (a CLIENT LIST entry, a
+/// subscription count in Redis, a server's count of its readers), never as a pause: the condition is
+/// the event waited for. A count the test's own tasks keep is a ``Tally``, waited on without polling.
 public func eventually(
     timeout: Duration = .seconds(10),
     sourceLocation: SourceLocation = #_sourceLocation,
