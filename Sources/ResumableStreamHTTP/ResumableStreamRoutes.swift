@@ -119,9 +119,7 @@ public struct ResumableStreamRoutes<Context: RequestContext>: Sendable {
     private func create(_ request: Request, _ context: Context) async throws -> Response {
         let id = try streamId(context)
         let framing = try self.framing(request)
-        guard self.context.activeStreams.producing < configuration.maxStreams else {
-            throw APIError(.serviceUnavailable, "too_many_streams", "this instance produces \(configuration.maxStreams) streams already")
-        }
+        try checkStreamCapacity()
         var request = request
         let body: ByteBuffer
         do {
@@ -155,9 +153,7 @@ public struct ResumableStreamRoutes<Context: RequestContext>: Sendable {
 
     private func ingest(_ request: Request, _ context: Context) async throws -> Response {
         let id = try streamId(context)
-        guard self.context.activeStreams.producing < configuration.maxStreams else {
-            throw APIError(.serviceUnavailable, "too_many_streams", "this instance produces \(configuration.maxStreams) streams already")
-        }
+        try checkStreamCapacity()
         // Pulled by the producer, so the client's upload goes at the producer's pace.
         let body = StreamSource(TextPieces(request.body))
         switch try await self.context.createStreamIfAbsent(id, source: { body }) {
@@ -255,6 +251,14 @@ public struct ResumableStreamRoutes<Context: RequestContext>: Sendable {
 
     // MARK: - Output
 
+    /// Creating (from a source or from a body) is refused at once when this process already
+    /// produces its limit of streams.
+    private func checkStreamCapacity() throws {
+        guard self.context.activeStreams.producing < configuration.maxStreams else {
+            throw APIError(.serviceUnavailable, "too_many_streams", "this instance produces \(configuration.maxStreams) streams already")
+        }
+    }
+
     private var tooManyReaders: APIError {
         APIError(.serviceUnavailable, "too_many_readers", "this instance serves \(configuration.maxReaders) streams already")
     }
@@ -298,13 +302,6 @@ func json(_ object: [String: any Sendable], status: HTTPResponse.Status = .ok) t
         headers: [.contentType: "application/json; charset=utf-8", .cacheControl: "no-store"],
         body: ResponseBody(byteBuffer: ByteBuffer(bytes: data))
     )
-}
-
-extension TimeAmount {
-    init(_ duration: Duration) {
-        let (seconds, attoseconds) = duration.components
-        self = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
-    }
 }
 
 extension StreamSourceRegistry {
