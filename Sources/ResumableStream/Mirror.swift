@@ -4,6 +4,10 @@ import Synchronization
 /// One process's copy of a stream that another process produces, shared by every follower of the
 /// stream in this process: one resume request, one chunk channel and one buffer, however many
 /// followers read it, each at its own offset.
+///
+/// ``run()`` is the mirror's one owner task (a child of the context's): it keeps the upstream and
+/// owns, as its own children, the acknowledgement timers and the idle watchdog. The handshake's
+/// state machine decides; this class carries its actions out.
 final class Mirror: Sendable {
     enum Start: Sendable, Equatable {
         case acknowledged
@@ -18,56 +22,77 @@ final class Mirror: Sendable {
     let started = OneShot<Start>()
 
     private let core: ContextCore
-    private let machine = Mutex(FollowerHandshake())
+    private let machine: Mutex<FollowerHandshake>
     private let lastMessage = Mutex(ContinuousClock.now)
-    private let subscription = Mutex<BrokerSubscription?>(nil)
-    private let tasks = Mutex<[Task<Void, Never>]>([])
+    /// The current upstream's subscription, and which request it carries (acknowledgement timers
+    /// of earlier requests find another number and do nothing).
+    private let upstream = Mutex<(subscription: BrokerSubscription?, request: Int)>((nil, 0))
 
     init(streamId: String, core: ContextCore) {
         self.streamId = streamId
         self.core = core
         self.buffer = StreamBuffer(limit: core.options.streamBufferLimit, budget: core.budget)
+        // A live producer re-asserts its sentinel at once when Redis is back, and renews it every
+        // third of its lease: gone for a lease and an acknowledgement timeout, it is dead.
+        let recovery = Duration.seconds(core.options.leaseSeconds) + core.options.acknowledgementTimeout
+        self.machine = Mutex(FollowerHandshake(recoveryLimit: recovery))
     }
 
-    func start() {
-        let upstream = Task { await self.run() }
-        let watchdog = Task { await self.watch() }
-        tasks.withLock { $0 += [upstream, watchdog] }
+    /// Follows the stream until it ends or ``stop(_:)`` is called.
+    func run() async {
+        await withDiscardingTaskGroup { group in
+            group.addTask { await self.watch() }
+            await self.follow(in: &group)
+            group.cancelAll()
+        }
     }
 
     /// Stops following; called when the last follower in this process has gone (its readers then
     /// see `.cancelled`), or at shutdown.
     func stop(_ reason: ResumableStreamError = .cancelled) {
-        tasks.withLock { $0 }.forEach { $0.cancel() }
-        subscription.withLock { $0 }?.cancel()
+        machine.withLock { $0.abandon() }
+        upstream.withLock { $0.subscription }?.cancel()
         buffer.finish(.failed(reason))
         started.set(.failed(reason))
         buffer.release()
     }
 
+    private var isDone: Bool { machine.withLock { $0.state == .done } }
+
     /// Subscribes a listener, asks the producer for everything from what the mirror already has,
-    /// and appends what comes. A gap starts it over with a new listener.
-    private func run() async {
-        while !Task.isCancelled {
+    /// and appends what comes. A gap, or a recovery that asks again, starts it over with a new
+    /// listener.
+    private func follow(in group: inout DiscardingTaskGroup) async {
+        while !isDone, !Task.isCancelled {
             let listenerId = UUID().uuidString
             let events: BrokerSubscription
+            let request: Int
             do {
                 events = try await core.broker.subscribe(to: core.wire.chunkChannel(listenerId))
-                subscription.withLock { $0 = events }
-                let request = WireProtocol.encode(.resume(listenerId: listenerId, skip: buffer.length, endReasons: true))
-                let producers = try await core.broker.publish(request, to: core.wire.requestChannel(streamId))
-                if producers == 0, machine.withLock({ $0.requestUnheard() }) == .check {
-                    await check()
+                request = upstream.withLock { upstream in
+                    upstream.subscription = events
+                    upstream.request += 1
+                    return upstream.request
                 }
+                if isDone {
+                    // Stopped while subscribing.
+                    events.cancel()
+                    return
+                }
+                let message = WireProtocol.encode(.resume(listenerId: listenerId, skip: buffer.length, endReasons: true))
+                // Who received it is not counted: in a Redis Cluster a PUBLISH counts one node's
+                // subscribers only. The acknowledgement, or its timeout, tells.
+                try await core.broker.publish(message, to: core.wire.requestChannel(streamId))
             } catch {
-                perform(.finish(.failed(.broker("\(error)"))))
-                return
+                if Task.isCancelled { return }
+                perform(machine.withLock { $0.brokerFailed("\(error)", streamId: streamId, now: .now) })
+                if !isDone {
+                    // Asking again at once would spin while the broker is away.
+                    try? await Task.sleep(for: .milliseconds(250))
+                }
+                continue
             }
-            let acknowledgement = Task { await self.timeAcknowledgement() }
-            defer {
-                acknowledgement.cancel()
-                events.cancel()
-            }
+            group.addTask { await self.timeAcknowledgement(of: request) }
             do {
                 for try await event in events {
                     lastMessage.withLock { $0 = .now }
@@ -78,18 +103,20 @@ final class Mirror: Sendable {
                     }
                     if case .requestAgain = action { break }
                     perform(action)
-                    if machine.withLock({ $0.state }) == .done { return }
+                    if isDone { break }
                 }
             } catch {
-                perform(.finish(.failed(.broker("\(error)"))))
-                return
+                if !Task.isCancelled {
+                    perform(machine.withLock { $0.brokerFailed("\(error)", streamId: streamId, now: .now) })
+                }
             }
-            if machine.withLock({ $0.state }) == .done { return }
+            events.cancel()
         }
     }
 
-    private func timeAcknowledgement() async {
+    private func timeAcknowledgement(of request: Int) async {
         guard (try? await Task.sleep(for: core.options.acknowledgementTimeout)) != nil else { return }
+        guard upstream.withLock({ $0.request }) == request else { return }
         if machine.withLock({ $0.acknowledgementTimedOut() }) == .check {
             await check()
         }
@@ -104,21 +131,20 @@ final class Mirror: Sendable {
             if machine.withLock({ $0.idle() }) == .check {
                 await check()
             }
-            if machine.withLock({ $0.state }) == .done { return }
+            if isDone { return }
         }
     }
 
     private func check() async {
-        let sentinel: String?
-        let producers: Int
+        let action: FollowerHandshake.Action
         do {
-            sentinel = try await core.broker.get(core.wire.sentinelKey(streamId))
-            producers = try await core.broker.subscriberCount(core.wire.requestChannel(streamId))
+            let sentinel = try await core.broker.get(core.wire.sentinelKey(streamId))
+            action = machine.withLock { $0.checked(sentinel: sentinel, streamId: streamId, now: .now) }
         } catch {
-            perform(.finish(.failed(.broker("\(error)"))))
-            return
+            if Task.isCancelled { return }
+            action = machine.withLock { $0.brokerFailed("\(error)", streamId: streamId, now: .now) }
         }
-        perform(machine.withLock { $0.checked(sentinel: sentinel, producers: producers, streamId: streamId) })
+        perform(action)
     }
 
     private func perform(_ action: FollowerHandshake.Action) {
@@ -138,8 +164,11 @@ final class Mirror: Sendable {
                 started.set(.failed(error))
             }
             buffer.finish(outcome)
-            subscription.withLock { $0 }?.cancel()
-        case .check, .requestAgain, .none:
+            upstream.withLock { $0.subscription }?.cancel()
+        case .requestAgain:
+            // Ends the current upstream's loop; `follow` asks again with a new listener.
+            upstream.withLock { $0.subscription }?.cancel()
+        case .check, .none:
             break
         }
     }

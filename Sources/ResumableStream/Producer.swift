@@ -3,9 +3,11 @@ import Synchronization
 
 /// Runs one stream's source to its end and answers resume requests from other processes.
 ///
-/// The source is pulled in a task of its own, at its own pace, whoever reads: readers in this
-/// process read the buffer directly, and each remote listener is one more cursor over the same
-/// buffer whose reads go out as PUBLISHes on the listener's channel.
+/// ``run(source:requests:)`` is the producer's one owner task (a child of the context's). Its
+/// children pull the source at its own pace, whoever reads, keep the sentinel's lease, and answer
+/// each remote listener; its own loop takes the resume requests in order. Readers in this process
+/// read the buffer directly, and each remote listener is one more cursor over the same buffer
+/// whose reads go out as PUBLISHes on the listener's channel.
 final class Producer: Sendable {
     let streamId: String
     let buffer: StreamBuffer
@@ -16,58 +18,81 @@ final class Producer: Sendable {
 
     private let core: ContextCore
     private let listeners = Mutex(ProducerListeners())
-    private let sourceTask = Mutex<Task<Void, Never>?>(nil)
+    private let lease: Mutex<SentinelLease>
+    /// Set by ``cancel()``: ends the source, or the replay grace if the source has ended.
+    private let stopRequested = OneShot<Void>()
 
-    init(streamId: String, core: ContextCore) {
+    /// - Parameter claimedAt: when Redis created the sentinel, with a lease's expiry.
+    init(streamId: String, core: ContextCore, claimedAt: ContinuousClock.Instant) {
         self.streamId = streamId
         self.core = core
         self.buffer = StreamBuffer(limit: core.options.streamBufferLimit, budget: core.budget)
+        self.lease = Mutex(SentinelLease(lease: .seconds(core.options.leaseSeconds), now: claimedAt))
     }
 
-    /// Starts the source, the request listener and the sentinel's renewal. `onClose` runs once the
-    /// producer is done with everything.
-    func start<Source: AsyncSequence & SendableMetatype>(
+    /// Produces the stream: returns once the sentinel says `DONE` and nothing of the stream runs.
+    /// `onClose` runs then, before ``closed`` is set.
+    func run<Source: AsyncSequence & SendableMetatype>(
         source makeSource: @escaping @Sendable () -> Source,
         requests: BrokerSubscription,
-        onClose: @escaping @Sendable () -> Void
-    ) where Source.Element == String {
-        let renewal = Task { await self.renewSentinel() }
-        // Ends when the subscription is cancelled, after the grace.
-        Task { await self.answer(requests) }
-
-        let source = Task {
-            await self.run(makeSource)
-            self.listeners.withLock { $0.sourceEnded() }
-            self.sourceEnded.set(())
-            if self.core.options.replayGrace > .zero {
-                try? await Task.sleep(for: self.core.options.replayGrace)
+        onClose: @Sendable () -> Void
+    ) async where Source.Element == String {
+        await withDiscardingTaskGroup { group in
+            group.addTask {
+                await self.produce(makeSource)
+                // Ends the request loop below, and with it the lease and the listeners.
+                requests.cancel()
             }
-            self.listeners.withLock { $0.close() }
-            do {
-                try await self.core.broker.set(
-                    self.core.wire.sentinelKey(self.streamId),
-                    to: WireProtocol.doneValue,
-                    expireInSeconds: self.core.options.sentinelExpirySeconds
-                )
-            } catch {
-                self.core.logger.warning("could not mark a stream done", metadata: ["stream": "\(self.streamId)", "error": "\(error)"])
-            }
-            requests.cancel()
-            renewal.cancel()
-            onClose()
-            self.buffer.release()
-            self.closed.set(())
+            group.addTask { await self.keepLease() }
+            await answer(requests, in: &group)
+            group.cancelAll()
         }
-        sourceTask.withLock { $0 = source }
+        onClose()
+        buffer.release()
+        closed.set(())
     }
 
-    /// Stops the source; readers and listeners end with ``ResumableStreamError/cancelled``.
+    /// Stops the source; readers and listeners end with ``ResumableStreamError/cancelled``. A
+    /// stream whose source has ended gives up the rest of its replay grace.
     func cancel() {
         buffer.finish(.failed(.cancelled))
-        sourceTask.withLock { $0 }?.cancel()
+        stopRequested.set(())
     }
 
-    private func run<Source: AsyncSequence & SendableMetatype>(_ makeSource: @Sendable () -> Source) async where Source.Element == String {
+    /// The source, then the replay grace, then `DONE`.
+    private func produce<Source: AsyncSequence & SendableMetatype>(_ makeSource: @escaping @Sendable () -> Source) async where Source.Element == String {
+        await untilStopped { await self.pull(makeSource) }
+        // Cancelled before it ended: readers see `.cancelled`, never a shorter text as complete.
+        buffer.finish(.failed(.cancelled))
+        listeners.withLock { $0.sourceEnded() }
+        sourceEnded.set(())
+        if core.options.replayGrace > .zero {
+            await untilStopped { try? await Task.sleep(for: self.core.options.replayGrace) }
+        }
+        listeners.withLock { $0.close() }
+        do {
+            try await core.broker.set(
+                core.wire.sentinelKey(streamId),
+                to: WireProtocol.doneValue,
+                expireInSeconds: core.options.doneExpirySeconds
+            )
+        } catch {
+            // The lease then expires by itself: the id is free again rather than finished.
+            core.logger.warning("could not mark a stream done", metadata: ["stream": "\(streamId)", "error": "\(error)"])
+        }
+    }
+
+    /// Runs `body` until it returns or ``cancel()`` is called, whichever comes first.
+    private func untilStopped(_ body: @escaping @Sendable () async -> Void) async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await body() }
+            group.addTask { _ = await self.stopRequested.wait() }
+            await group.next()
+            group.cancelAll()
+        }
+    }
+
+    private func pull<Source: AsyncSequence & SendableMetatype>(_ makeSource: @Sendable () -> Source) async where Source.Element == String {
         do {
             for try await chunk in makeSource() {
                 guard !chunk.isEmpty else { continue }
@@ -85,13 +110,16 @@ final class Producer: Sendable {
         }
     }
 
-    private func answer(_ requests: BrokerSubscription) async {
+    private func answer(_ requests: BrokerSubscription, in group: inout DiscardingTaskGroup) async {
         do {
             for try await event in requests {
                 guard case .message(let message) = event else {
                     // Requests published while the subscription was down are lost; their consumers
-                    // time out and may ask again.
+                    // time out and ask again. Redis may have restarted empty: the sentinel is
+                    // re-asserted now, so that the stream is joinable again at once.
                     core.logger.debug("the request channel had a gap", metadata: ["stream": "\(streamId)"])
+                    lease.withLock { $0.brokerGap(at: .now) }
+                    group.addTask { await self.renewLease() }
                     continue
                 }
                 guard let request = WireProtocol.decodeRequest(message) else {
@@ -101,7 +129,7 @@ final class Producer: Sendable {
                 switch listeners.withLock({ $0.received(request) }) {
                 case .answer(let listenerId, let skip, let endReasons):
                     // Ends with the stream, or as soon as the listener has gone.
-                    Task { await self.publish(to: listenerId, from: skip, endReasons: endReasons) }
+                    group.addTask { await self.publish(to: listenerId, from: skip, endReasons: endReasons) }
                 case .cancel:
                     cancel()
                 case .ignore:
@@ -110,6 +138,38 @@ final class Producer: Sendable {
             }
         } catch {
             core.logger.debug("the request subscription ended", metadata: ["stream": "\(streamId)", "error": "\(error)"])
+        }
+    }
+
+    /// Renews the sentinel's lease whenever it is due, until the task is cancelled (the producer
+    /// is done) or the sentinel says `DONE`.
+    private func keepLease() async {
+        while !Task.isCancelled {
+            let (due, ended) = lease.withLock { ($0.nextRenewal, $0.ended) }
+            if ended { return }
+            if due > .now {
+                guard (try? await Task.sleep(until: due, clock: .continuous)) != nil else { return }
+                continue
+            }
+            await renewLease()
+        }
+    }
+
+    private func renewLease() async {
+        do {
+            let live = try await core.broker.renewLease(core.wire.sentinelKey(streamId), seconds: core.options.leaseSeconds)
+            lease.withLock { $0.renewed(at: .now, stillLive: live) }
+        } catch {
+            if Task.isCancelled { return }
+            let lapsed = lease.withLock { lease in
+                lease.renewalFailed(at: .now)
+                return lease.mayHaveLapsed(now: .now)
+            }
+            core.logger.log(
+                level: lapsed ? .warning : .debug,
+                lapsed ? "the stream's lease may have lapsed: Redis did not renew it for a whole lease" : "could not renew a stream's lease",
+                metadata: ["stream": "\(streamId)", "error": "\(error)"]
+            )
         }
     }
 
@@ -143,22 +203,6 @@ final class Producer: Sendable {
             }
         } catch {
             core.logger.debug("stopped answering a listener", metadata: ["stream": "\(streamId)", "error": "\(error)"])
-        }
-    }
-
-    /// Renews the sentinel's expiry at half its length while the producer lives, so that a stream
-    /// may outlive the expiry and a dead producer's sentinel still goes away.
-    private func renewSentinel() async {
-        let seconds = core.options.sentinelExpirySeconds
-        let key = core.wire.sentinelKey(streamId)
-        while !Task.isCancelled {
-            do {
-                try await Task.sleep(for: .seconds(max(seconds, 2)) / 2)
-                try await core.broker.expire(key, seconds: seconds)
-            } catch {
-                if Task.isCancelled { return }
-                core.logger.debug("could not renew a sentinel", metadata: ["stream": "\(streamId)", "error": "\(error)"])
-            }
         }
     }
 

@@ -1,4 +1,5 @@
 import Logging
+import ServiceLifecycle
 import Synchronization
 
 /// What ``ResumableStreamContext/resumableStream(_:resumeAt:source:)`` and
@@ -31,11 +32,24 @@ public enum ResumableStreamCreation: Sendable {
 ///
 /// Speaks vercel/resumable-stream's protocol: a reference instance and a Swift one on the same
 /// Redis and prefix resume each other's streams.
-public final class ResumableStreamContext: Sendable {
+///
+/// The context is a `Service`: its ``run()`` owns every producer and follower mirror of the process
+/// as a child task, so it must run (in a `ServiceGroup`, or a task of the caller's) for streams to
+/// be produced and followed. It returns once ``shutdown(drainTimeout:)`` has ended them all, and
+/// cancelling it cancels them.
+///
+/// Every failure of the broker reaches the caller as ``ResumableStreamError/broker(_:)``, within the
+/// broker's own timeout (for Redis, the client's command timeout). A producer serves its own
+/// readers, existence checks and cancellations from memory, so they work whether or not the broker
+/// answers.
+public final class ResumableStreamContext: Service, Sendable {
     public var options: ResumableStreamOptions { core.options }
     public var broker: any StreamBroker { core.broker }
     let core: ContextCore
     private let registry = Mutex(Registry())
+    /// The work that ``run()`` owns: a producer's or a mirror's whole life, each one task.
+    private let jobs: AsyncStream<@Sendable () async -> Void>
+    private let submitJob: AsyncStream<@Sendable () async -> Void>.Continuation
 
     private struct Registry {
         var producers: [String: Producer] = [:]
@@ -45,6 +59,28 @@ public final class ResumableStreamContext: Sendable {
 
     public init(broker: any StreamBroker, options: ResumableStreamOptions = ResumableStreamOptions()) {
         self.core = ContextCore(broker: broker, options: options)
+        (jobs, submitJob) = AsyncStream.makeStream()
+    }
+
+    /// Runs the producers and the follower mirrors of this process, each as a child task, until
+    /// ``shutdown(drainTimeout:)`` has ended them; cancelling the task cancels them.
+    ///
+    /// In a `ServiceGroup`, place the context before the services that use it: it returns once its
+    /// work has ended and the group has asked it to stop (a service that returns before its turn
+    /// would stop the whole group). Outside a group, it returns when cancelled.
+    public func run() async {
+        await withDiscardingTaskGroup { group in
+            for await job in jobs {
+                group.addTask { await job() }
+            }
+        }
+        try? await gracefulShutdown()
+    }
+
+    /// Hands a producer's or a mirror's life to ``run()``; `false` once it has stopped taking work.
+    private func submit(_ job: @escaping @Sendable () async -> Void) -> Bool {
+        if case .terminated = submitJob.yield(job) { return false }
+        return true
     }
 
     /// Create-or-resume, idempotent: the first call for an id becomes the stream's producer and runs
@@ -58,8 +94,8 @@ public final class ResumableStreamContext: Sendable {
         try Self.validate(streamId)
         guard resumeAt >= 0 else { throw ResumableStreamError.invalidOffset(resumeAt) }
         switch try await claim(streamId) {
-        case .claimed(let requests):
-            return .stream(produce(streamId, resumeAt: resumeAt, source: source, requests: requests))
+        case .claimed(let requests, let claimedAt):
+            return .stream(try produce(streamId, resumeAt: resumeAt, source: source, requests: requests, claimedAt: claimedAt))
         case .taken(.finished):
             return .finished
         case .taken:
@@ -75,32 +111,34 @@ public final class ResumableStreamContext: Sendable {
     ) async throws -> ResumableStreamCreation where Source.Element == String {
         try Self.validate(streamId)
         switch try await claim(streamId) {
-        case .claimed(let requests):
-            return .created(produce(streamId, resumeAt: 0, source: source, requests: requests))
+        case .claimed(let requests, let claimedAt):
+            return .created(try produce(streamId, resumeAt: 0, source: source, requests: requests, claimedAt: claimedAt))
         case .taken(let state):
             return .exists(state)
         }
     }
 
     private enum Claim {
-        /// The sentinel was created by this call: produce, answering on this subscription.
-        case claimed(BrokerSubscription)
+        /// The sentinel was created by this call (its lease starting no later than `at`): produce,
+        /// answering on this subscription.
+        case claimed(BrokerSubscription, at: ContinuousClock.Instant)
         /// `.live` or `.finished`.
         case taken(ResumableStreamState)
     }
 
     /// INCR on the sentinel, as the reference does: 1 means the id was free. A finished stream's
-    /// sentinel holds `DONE`, which INCR refuses.
+    /// sentinel holds `DONE`, which INCR refuses. A new sentinel gets a lease, which its producer
+    /// renews.
     private func claim(_ streamId: String) async throws -> Claim {
         try checkRunning()
         // Listen for requests before the sentinel tells anyone the stream exists.
-        let requests = try await core.broker.subscribe(to: core.wire.requestChannel(streamId))
+        let requests = try await core.brokered { try await core.broker.subscribe(to: core.wire.requestChannel(streamId)) }
+        let sent = ContinuousClock.now
         let count: Int?
         do {
-            count = try await core.broker.incrementSentinel(
-                core.wire.sentinelKey(streamId),
-                expireInSeconds: core.options.sentinelExpirySeconds
-            )
+            count = try await core.brokered {
+                try await core.broker.incrementSentinel(core.wire.sentinelKey(streamId), expireInSeconds: core.options.leaseSeconds)
+            }
         } catch {
             requests.cancel()
             throw error
@@ -109,7 +147,7 @@ public final class ResumableStreamContext: Sendable {
             requests.cancel()
             return .taken(count == nil ? .finished : .live)
         }
-        return .claimed(requests)
+        return .claimed(requests, at: sent)
     }
 
     /// Creates a stream and becomes its producer, whether or not the id was used before.
@@ -119,36 +157,41 @@ public final class ResumableStreamContext: Sendable {
     ) async throws -> ResumableStreamReader where Source.Element == String {
         try Self.validate(streamId)
         try checkRunning()
-        let requests = try await core.broker.subscribe(to: core.wire.requestChannel(streamId))
+        let requests = try await core.brokered { try await core.broker.subscribe(to: core.wire.requestChannel(streamId)) }
+        let sent = ContinuousClock.now
         do {
-            try await core.broker.set(
-                core.wire.sentinelKey(streamId),
-                to: "1",
-                expireInSeconds: core.options.sentinelExpirySeconds
-            )
+            try await core.brokered {
+                try await core.broker.set(core.wire.sentinelKey(streamId), to: "1", expireInSeconds: core.options.leaseSeconds)
+            }
         } catch {
             requests.cancel()
             throw error
         }
-        return produce(streamId, resumeAt: 0, source: source, requests: requests)
+        return try produce(streamId, resumeAt: 0, source: source, requests: requests, claimedAt: sent)
     }
 
     /// Resumes a stream that exists, from `resumeAt` (in UTF-16 code units, as the reference counts).
+    /// A stream that this process produces is read from memory, without the broker.
     public func resumeExistingStream(_ streamId: String, resumeAt: Int = 0) async throws -> ResumableStreamResult {
         try Self.validate(streamId)
         guard resumeAt >= 0 else { throw ResumableStreamError.invalidOffset(resumeAt) }
         try checkRunning()
-        switch try await core.broker.get(core.wire.sentinelKey(streamId)) {
+        if let producer = localProducer(streamId) {
+            return .stream(ResumableStreamReader(buffer: producer.buffer, startOffset: resumeAt, lease: nil))
+        }
+        switch try await core.brokered({ try await core.broker.get(core.wire.sentinelKey(streamId)) }) {
         case nil: return .notFound
         case WireProtocol.doneValue: return .finished
         default: return try await follow(streamId, resumeAt: resumeAt)
         }
     }
 
-    /// The existence check: none, live, or finished.
+    /// The existence check: none, live, or finished. A stream that this process produces is live
+    /// until its sentinel says `DONE`, and is answered from memory.
     public func state(of streamId: String) async throws -> ResumableStreamState {
         try Self.validate(streamId)
-        switch try await core.broker.get(core.wire.sentinelKey(streamId)) {
+        if localProducer(streamId) != nil { return .live }
+        switch try await core.brokered({ try await core.broker.get(core.wire.sentinelKey(streamId)) }) {
         case nil: return .none
         case WireProtocol.doneValue: return .finished
         default: return .live
@@ -162,12 +205,17 @@ public final class ResumableStreamContext: Sendable {
     @discardableResult
     public func cancel(_ streamId: String) async throws -> Bool {
         try Self.validate(streamId)
-        if let producer = registry.withLock({ $0.producers[streamId] }) {
+        if let producer = localProducer(streamId) {
             producer.cancel()
             return true
         }
         let request = WireProtocol.encode(.cancel)
-        return try await core.broker.publish(request, to: core.wire.requestChannel(streamId)) > 0
+        return try await core.brokered { try await core.broker.publish(request, to: core.wire.requestChannel(streamId)) } > 0
+    }
+
+    /// The producer of `streamId` in this process, until its sentinel says `DONE`.
+    private func localProducer(_ streamId: String) -> Producer? {
+        registry.withLock { $0.producers[streamId] }
     }
 
     /// Waits until the producer of `streamId` in this process, if any, is done (its grace over and
@@ -215,6 +263,8 @@ public final class ResumableStreamContext: Sendable {
         for producer in producers {
             _ = await producer.closed.wait()
         }
+        // Mirrors stopped above end by themselves; ``run()`` returns once they have.
+        submitJob.finish()
     }
 
     private func checkRunning() throws(ResumableStreamError) {
@@ -225,19 +275,27 @@ public final class ResumableStreamContext: Sendable {
         _ streamId: String,
         resumeAt: Int,
         source: @escaping @Sendable () -> Source,
-        requests: BrokerSubscription
-    ) -> ResumableStreamReader where Source.Element == String {
-        let producer = Producer(streamId: streamId, core: core)
+        requests: BrokerSubscription,
+        claimedAt: ContinuousClock.Instant
+    ) throws -> ResumableStreamReader where Source.Element == String {
+        let producer = Producer(streamId: streamId, core: core, claimedAt: claimedAt)
         let late = registry.withLock { registry in
             registry.producers[streamId] = producer
             return registry.shuttingDown
         }
-        producer.start(source: source, requests: requests) { [weak self] in
+        let removeFromRegistry: @Sendable () -> Void = { [weak self] in
             self?.registry.withLock { registry in
                 if registry.producers[streamId] === producer {
                     registry.producers[streamId] = nil
                 }
             }
+        }
+        guard submit({ await producer.run(source: source, requests: requests, onClose: removeFromRegistry) }) else {
+            // The context has stopped: nothing will run the producer. Its lease expires by itself.
+            producer.cancel()
+            requests.cancel()
+            removeFromRegistry()
+            throw ResumableStreamError.shuttingDown
         }
         if late {
             // Claimed while the shutdown began: the drain may not have seen it.
@@ -274,8 +332,8 @@ public final class ResumableStreamContext: Sendable {
             return .stream(ResumableStreamReader(buffer: producer.buffer, startOffset: resumeAt, lease: nil))
         case .mirror(let mirror, let isNew):
             let lease = ReaderLease { [weak self] in self?.releaseMirror(mirror) }
-            if isNew {
-                mirror.start()
+            if isNew, !submit({ await mirror.run() }) {
+                mirror.stop(.shuttingDown)
             }
             switch await mirror.started.wait() {
             case .acknowledged?:
@@ -328,5 +386,19 @@ struct ContextCore: Sendable {
         self.options = options
         self.wire = WireProtocol(prefix: options.keyPrefix)
         self.budget = MemoryBudget(limit: options.processBufferLimit)
+    }
+
+    /// Runs a broker call; any failure but the caller's cancellation becomes
+    /// ``ResumableStreamError/broker(_:)``, so that callers see one typed error for it.
+    func brokered<Value>(_ call: () async throws -> Value) async throws -> Value {
+        do {
+            return try await call()
+        } catch let error as ResumableStreamError {
+            throw error
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch {
+            throw ResumableStreamError.broker("\(error)")
+        }
     }
 }

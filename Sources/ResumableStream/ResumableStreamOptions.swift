@@ -6,9 +6,12 @@ public struct ResumableStreamOptions: Sendable {
     public var keyPrefix: String
     /// How long a resuming consumer waits for the producer's first answer (the reference: 1 s).
     public var acknowledgementTimeout: Duration
-    /// The sentinel's expiry, in seconds (the reference: 24 hours). It is set on every path, and a
-    /// live producer renews it at half that interval, so a dead producer's sentinel goes away.
-    public var sentinelExpirySeconds: Int
+    /// The lease of a live stream's sentinel, in seconds: its producer renews it (every third of it)
+    /// while it lives, so the sentinel of a producer that died goes away within this time, and the
+    /// id is free again. Followers take a sentinel that has gone for a producer that is lost.
+    public var leaseSeconds: Int
+    /// How long a finished stream's `DONE` sentinel stays, in seconds (the reference: 24 hours).
+    public var doneExpirySeconds: Int
     /// The largest message the producer publishes: a long replay goes out in frames of this size.
     public var frameSize: Int
     /// The most bytes (UTF-8) one stream's buffer holds; past it the stream ends with
@@ -27,7 +30,8 @@ public struct ResumableStreamOptions: Sendable {
     public init(
         keyPrefix: String = "resumable-stream",
         acknowledgementTimeout: Duration = .seconds(1),
-        sentinelExpirySeconds: Int = 86_400,
+        leaseSeconds: Int = 15,
+        doneExpirySeconds: Int = 86_400,
         frameSize: Int = 64 * 1024,
         streamBufferLimit: Int = 64 * 1024 * 1024,
         processBufferLimit: Int = 512 * 1024 * 1024,
@@ -37,7 +41,8 @@ public struct ResumableStreamOptions: Sendable {
     ) {
         self.keyPrefix = keyPrefix
         self.acknowledgementTimeout = acknowledgementTimeout
-        self.sentinelExpirySeconds = sentinelExpirySeconds
+        self.leaseSeconds = leaseSeconds
+        self.doneExpirySeconds = doneExpirySeconds
         self.frameSize = frameSize
         self.streamBufferLimit = streamBufferLimit
         self.processBufferLimit = processBufferLimit

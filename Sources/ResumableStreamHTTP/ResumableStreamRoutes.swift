@@ -274,7 +274,9 @@ public struct ResumableStreamRoutes<Context: RequestContext>: Sendable {
         )
     }
 
-    /// Turns every refusal into its JSON error, and counts it.
+    /// Turns every refusal into its JSON error, and counts it. The coordinator's failures are
+    /// typed (a broker that fails is ``ResumableStreamError/broker(_:)``, a 503); anything else
+    /// that escapes is a bug of this layer, and still gets the JSON shape rather than a bare 500.
     private func refusing(_ body: () async throws -> Response) async throws -> Response {
         do {
             return try await body()
@@ -283,6 +285,14 @@ public struct ResumableStreamRoutes<Context: RequestContext>: Sendable {
             throw error
         } catch let error as ResumableStreamError {
             let error = APIError(error)
+            metrics.refused(error)
+            throw error
+        } catch is CancellationError {
+            // The client has gone: nobody reads the answer.
+            throw CancellationError()
+        } catch {
+            context.options.logger.error("a request failed unexpectedly", metadata: ["error": "\(error)"])
+            let error = APIError(.internalServerError, "internal_error", "the request failed unexpectedly")
             metrics.refused(error)
             throw error
         }

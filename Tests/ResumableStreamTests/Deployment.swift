@@ -42,6 +42,7 @@ final class Deployment: Sendable {
         _ kind: BrokerKind,
         contexts count: Int = 2,
         redisURL: String? = nil,
+        redis configure: (inout RedisConfiguration) -> Void = { _ in },
         options: (inout ResumableStreamOptions) -> Void = { _ in }
     ) async throws -> Deployment {
         // A generous acknowledgement timeout: the suite runs many tests at once on two cores, and
@@ -59,6 +60,7 @@ final class Deployment: Sendable {
             return Deployment(contexts: contexts, broker: broker, prefix: settings.keyPrefix, redis: nil, connections: [])
         case .redis:
             var configuration = try redisConfiguration(url: redisURL)
+            configure(&configuration)
             var connections: [(RedisClient, RedisSubscriber)] = []
             for index in 0..<count {
                 // Named, so that a test can cut one instance's connections with CLIENT KILL.
@@ -114,15 +116,28 @@ final class Deployment: Sendable {
         }
     }
 
-    /// Runs `body` with a deployment and closes it afterwards, whatever happens.
+    /// Runs `body` with a deployment whose contexts run (each owns its producers and mirrors, as
+    /// a server's service group runs it), then stops them and closes the deployment, whatever
+    /// happens.
     static func with<Result>(
         _ kind: BrokerKind,
         contexts count: Int = 2,
         redisURL: String? = nil,
+        redis configure: (inout RedisConfiguration) -> Void = { _ in },
         options: (inout ResumableStreamOptions) -> Void = { _ in },
         _ body: (Deployment) async throws -> Result
     ) async throws -> Result {
-        try await using(make(kind, contexts: count, redisURL: redisURL, options: options), close: { await $0.close() }, body)
+        try await using(make(kind, contexts: count, redisURL: redisURL, redis: configure, options: options), close: { await $0.close() }) { deployment in
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for context in deployment.contexts {
+                    group.addTask { await context.run() }
+                }
+                // A body that throws cancels the contexts with the group.
+                let result = try await body(deployment)
+                group.cancelAll()
+                return result
+            }
+        }
     }
 }
 

@@ -76,31 +76,30 @@ struct EmbeddedBrokerTests {
         #expect(try await broker.get("k") == nil)
     }
 
-    @Test func expireAtOnceRemovesTheKey() async throws {
+    @Test func renewingALeaseExtendsIt() async throws {
         let broker = EmbeddedStreamBroker()
-        try await broker.set("k", to: "v", expireInSeconds: 60)
-        try await broker.expire("k", seconds: 0)
+        try await broker.set("k", to: "2", expireInSeconds: 0)
+        #expect(try await broker.renewLease("k", seconds: 60))
+        // An expired (or lost) sentinel is re-created with 1.
+        #expect(try await broker.get("k") == "1")
+        try await broker.set("k", to: "3", expireInSeconds: 60)
+        #expect(try await broker.renewLease("k", seconds: 0))
         #expect(try await broker.get("k") == nil)
     }
 
-    @Test func expireLaterKeepsTheKey() async throws {
+    @Test func renewingALeaseKeepsItsCount() async throws {
         let broker = EmbeddedStreamBroker()
-        try await broker.set("k", to: "v", expireInSeconds: 60)
-        try await broker.expire("k", seconds: 120)
-        #expect(try await broker.get("k") == "v")
+        _ = try await broker.incrementSentinel("k", expireInSeconds: 60)
+        _ = try await broker.incrementSentinel("k", expireInSeconds: 60)
+        #expect(try await broker.renewLease("k", seconds: 120))
+        #expect(try await broker.get("k") == "2")
     }
 
-    @Test func expireDoesNotCreateAnAbsentKey() async throws {
+    @Test func renewingALeaseLeavesDoneAlone() async throws {
         let broker = EmbeddedStreamBroker()
-        try await broker.expire("k", seconds: 60)
-        #expect(try await broker.get("k") == nil)
-    }
-
-    @Test func expireDoesNotReviveAnExpiredKey() async throws {
-        let broker = EmbeddedStreamBroker()
-        try await broker.set("k", to: "v", expireInSeconds: 0)
-        try await broker.expire("k", seconds: 60)
-        #expect(try await broker.get("k") == nil)
+        try await broker.set("k", to: WireProtocol.doneValue, expireInSeconds: 60)
+        #expect(try await broker.renewLease("k", seconds: 1) == false)
+        #expect(try await broker.get("k") == WireProtocol.doneValue)
     }
 
     // MARK: publish and subscribe
@@ -156,20 +155,6 @@ struct EmbeddedBrokerTests {
         async let event = subscription.first { _ in true }
         _ = try await broker.publish("late", to: "c")
         #expect(try await event == .message("late"))
-    }
-
-    @Test func subscriberCountFollowsSubscriptions() async throws {
-        let broker = EmbeddedStreamBroker()
-        #expect(try await broker.subscriberCount("c") == 0)
-        let first = try await broker.subscribe(to: "c")
-        #expect(try await broker.subscriberCount("c") == 1)
-        let second = try await broker.subscribe(to: "c")
-        #expect(try await broker.subscriberCount("c") == 2)
-        #expect(try await broker.subscriberCount("other") == 0)
-        first.cancel()
-        #expect(try await broker.subscriberCount("c") == 1)
-        second.cancel()
-        #expect(try await broker.subscriberCount("c") == 0)
     }
 
     @Test func cancelEndsTheSubscription() async throws {

@@ -84,13 +84,13 @@ struct FollowerHandshakeTests {
 
     @Test func acknowledgementTimeoutWithDoneSentinelCompletes() {
         var handshake = checkingAfterTimeout()
-        #expect(handshake.checked(sentinel: "DONE", producers: 0, streamId: "s") == .finish(.completed))
+        #expect(handshake.checked(sentinel: "DONE", streamId: "s", now: t0) == .finish(.completed))
         #expect(handshake.state == .done)
     }
 
     @Test func acknowledgementTimeoutWithLiveSentinelFails() {
         var handshake = checkingAfterTimeout()
-        let action = handshake.checked(sentinel: "1", producers: 1, streamId: "s")
+        let action = handshake.checked(sentinel: "1", streamId: "s", now: t0)
         #expect(action == .finish(.failed(.acknowledgementTimeout(streamId: "s"))))
         #expect(handshake.state == .done)
     }
@@ -104,7 +104,7 @@ struct FollowerHandshakeTests {
     @Test func acknowledgementArrivingDuringTheCheckWins() {
         var handshake = checkingAfterTimeout()
         #expect(handshake.received("late") == .acknowledge("late"))
-        #expect(handshake.checked(sentinel: "1", producers: 1, streamId: "s") == .none)
+        #expect(handshake.checked(sentinel: "1", streamId: "s", now: t0) == .none)
         #expect(handshake.state == .streaming)
     }
 
@@ -124,40 +124,43 @@ struct FollowerHandshakeTests {
 
     @Test func idleWithDoneSentinelCompletes() {
         var handshake = checkingWhileIdle()
-        #expect(handshake.checked(sentinel: "DONE", producers: 0, streamId: "s") == .finish(.completed))
+        #expect(handshake.checked(sentinel: "DONE", streamId: "s", now: t0) == .finish(.completed))
         #expect(handshake.state == .done)
     }
 
     @Test func idleWithoutSentinelLostTheProducer() {
         var handshake = checkingWhileIdle()
-        #expect(handshake.checked(sentinel: nil, producers: 1, streamId: "s") == .finish(.failed(.producerLost(streamId: "s"))))
+        #expect(handshake.checked(sentinel: nil, streamId: "s", now: t0) == .finish(.failed(.producerLost(streamId: "s"))))
         #expect(handshake.state == .done)
     }
 
-    @Test func idleWithoutProducersLostTheProducer() {
+    @Test func aSentinelGoneAfterAnIdleRequestLostTheProducerAtOnce() {
+        // Nothing suggests Redis lost its state: the producer stopped renewing its lease.
         var handshake = checkingWhileIdle()
-        #expect(handshake.checked(sentinel: "1", producers: 0, streamId: "s") == .finish(.failed(.producerLost(streamId: "s"))))
-        #expect(handshake.state == .done)
+        _ = handshake.checked(sentinel: "1", streamId: "s", now: t0)
+        _ = handshake.acknowledgementTimedOut()
+        #expect(handshake.checked(sentinel: nil, streamId: "s", now: t0 + .seconds(1)) == .finish(.failed(.producerLost(streamId: "s"))))
     }
 
-    @Test func idleWithALiveProducerGoesOnStreaming() {
+    @Test func idleWithALiveProducerAsksAgain() {
         var handshake = checkingWhileIdle()
-        #expect(handshake.checked(sentinel: "2", producers: 1, streamId: "s") == .none)
+        #expect(handshake.checked(sentinel: "2", streamId: "s", now: t0) == .requestAgain)
+        #expect(handshake.state == .requested)
+        #expect(handshake.received("more") == .acknowledge("more"))
         #expect(handshake.state == .streaming)
-        #expect(handshake.received("more") == .append("more"))
     }
 
     @Test func messageArrivingDuringAnIdleCheckWins() {
         var handshake = checkingWhileIdle()
         #expect(handshake.received("more") == .append("more"))
-        #expect(handshake.checked(sentinel: nil, producers: 0, streamId: "s") == .none)
+        #expect(handshake.checked(sentinel: nil, streamId: "s", now: t0) == .none)
         #expect(handshake.state == .streaming)
     }
 
     @Test func endArrivingDuringAnIdleCheckWins() {
         var handshake = checkingWhileIdle()
         #expect(handshake.received(end) == .finish(.completed))
-        #expect(handshake.checked(sentinel: nil, producers: 0, streamId: "s") == .none)
+        #expect(handshake.checked(sentinel: nil, streamId: "s", now: t0) == .none)
         #expect(handshake.state == .done)
     }
 
@@ -191,7 +194,7 @@ struct FollowerHandshakeTests {
         #expect(handshake.gap() == .none)
         #expect(handshake.idle() == .none)
         #expect(handshake.acknowledgementTimedOut() == .none)
-        #expect(handshake.checked(sentinel: "DONE", producers: 0, streamId: "s") == .none)
+        #expect(handshake.checked(sentinel: "DONE", streamId: "s", now: t0) == .none)
         #expect(handshake.state == .done)
     }
 
@@ -208,12 +211,103 @@ struct FollowerHandshakeTests {
         _ = handshake.received("")
         #expect(handshake.gap() == .requestAgain)
         #expect(handshake.acknowledgementTimedOut() == .check)
-        #expect(handshake.checked(sentinel: "DONE", producers: 0, streamId: "s") == .finish(.failed(.missedEnd(streamId: "s"))))
+        #expect(handshake.checked(sentinel: "DONE", streamId: "s", now: t0) == .finish(.failed(.missedEnd(streamId: "s"))))
     }
 
-    @Test func anUnheardRequestIsCheckedAtOnce() {
+    // MARK: recovery after a gap
+
+    @Test func aRecoveringFollowerAsksAgainWhileTheSentinelIsLive() {
+        var handshake = recovering()
+        #expect(handshake.acknowledgementTimedOut() == .check)
+        #expect(handshake.checked(sentinel: "1", streamId: "s", now: t0 + .seconds(100)) == .requestAgain)
+        #expect(handshake.state == .requested)
+    }
+
+    @Test func aRecoveringFollowerAsksAgainWhileTheSentinelIsGoneWithinTheLimit() {
+        // Redis restarted empty: the producer re-asserts its sentinel soon.
+        var handshake = recovering()
+        _ = handshake.acknowledgementTimedOut()
+        #expect(handshake.checked(sentinel: nil, streamId: "s", now: t0) == .requestAgain)
+        _ = handshake.acknowledgementTimedOut()
+        #expect(handshake.checked(sentinel: nil, streamId: "s", now: t0 + .seconds(9)) == .requestAgain)
+        #expect(handshake.sentinelMissingSince == t0)
+    }
+
+    @Test func aRecoveringFollowerWhoseSentinelStaysGoneLostTheProducer() {
+        var handshake = recovering()
+        _ = handshake.acknowledgementTimedOut()
+        _ = handshake.checked(sentinel: nil, streamId: "s", now: t0)
+        _ = handshake.acknowledgementTimedOut()
+        #expect(handshake.checked(sentinel: nil, streamId: "s", now: t0 + .seconds(10)) == .finish(.failed(.producerLost(streamId: "s"))))
+        #expect(handshake.state == .done)
+    }
+
+    @Test func aSentinelSeenAgainRestartsTheClock() {
+        var handshake = recovering()
+        _ = handshake.acknowledgementTimedOut()
+        _ = handshake.checked(sentinel: nil, streamId: "s", now: t0)
+        _ = handshake.acknowledgementTimedOut()
+        #expect(handshake.checked(sentinel: "1", streamId: "s", now: t0 + .seconds(5)) == .requestAgain)
+        #expect(handshake.sentinelMissingSince == nil)
+        _ = handshake.acknowledgementTimedOut()
+        #expect(handshake.checked(sentinel: nil, streamId: "s", now: t0 + .seconds(12)) == .requestAgain)
+    }
+
+    @Test func anAnswerEndsTheRecovery() {
+        var handshake = recovering()
+        _ = handshake.acknowledgementTimedOut()
+        _ = handshake.checked(sentinel: nil, streamId: "s", now: t0)
+        #expect(handshake.received("more") == .acknowledge("more"))
+        #expect(handshake.sentinelMissingSince == nil)
+        #expect(handshake.state == .streaming)
+    }
+
+    // MARK: broker failures
+
+    @Test func aBrokerFailureWhileStreamingAsksAgainAsAfterAGap() {
+        var handshake = checkingWhileIdle()
+        #expect(handshake.brokerFailed("down", streamId: "s", now: t0) == .requestAgain)
+        #expect(handshake.state == .requested)
+        #expect(handshake.hadGap)
+        #expect(handshake.brokerFailingSince == t0)
+    }
+
+    @Test func aBrokerFailureOnTheFirstRequestFails() {
         var handshake = FollowerHandshake()
-        #expect(handshake.requestUnheard() == .check)
-        #expect(handshake.checked(sentinel: "DONE", producers: 0, streamId: "s") == .finish(.completed))
+        #expect(handshake.brokerFailed("down", streamId: "s", now: t0) == .finish(.failed(.broker("down"))))
+        #expect(handshake.state == .done)
+    }
+
+    @Test func aBrokerFailingWhileRecoveringIsAskedAgainUntilItsLimit() {
+        var handshake = recovering()
+        #expect(handshake.brokerFailed("down", streamId: "s", now: t0) == .requestAgain)
+        #expect(handshake.brokerFailed("down", streamId: "s", now: t0 + .seconds(29)) == .requestAgain)
+        #expect(handshake.brokerFailed("down", streamId: "s", now: t0 + .seconds(30)) == .finish(.failed(.broker("down"))))
+    }
+
+    @Test func aBrokerThatAnswersAgainRestartsItsClock() {
+        var handshake = recovering()
+        _ = handshake.brokerFailed("down", streamId: "s", now: t0)
+        _ = handshake.acknowledgementTimedOut()
+        _ = handshake.checked(sentinel: "1", streamId: "s", now: t0 + .seconds(20))
+        #expect(handshake.brokerFailingSince == nil)
+        #expect(handshake.brokerFailed("down", streamId: "s", now: t0 + .seconds(40)) == .requestAgain)
+    }
+
+    @Test func aBrokerFailureAfterTheEndDoesNothing() {
+        var handshake = streaming()
+        _ = handshake.received(end)
+        #expect(handshake.brokerFailed("down", streamId: "s", now: t0) == .none)
     }
 }
+
+/// A follower that had a gap and asks again; the sentinel may be gone for 10 s, the broker may fail
+/// for 30 s.
+private func recovering() -> FollowerHandshake {
+    var handshake = FollowerHandshake(recoveryLimit: .seconds(10), brokerOutageLimit: .seconds(30))
+    _ = handshake.received("first")
+    _ = handshake.gap()
+    return handshake
+}
+
+private let t0 = ContinuousClock.now

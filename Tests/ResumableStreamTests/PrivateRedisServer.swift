@@ -1,5 +1,6 @@
 import Foundation
 import Redis
+import Synchronization
 import Testing
 
 /// A redis-server of one test's own, for measurements that must not see other tests' commands
@@ -7,36 +8,72 @@ import Testing
 /// a free port, no persistence.
 final class PrivateRedisServer: Sendable {
     let url: String
-    private let process: Process
+    let port: Int
+    private let process: Mutex<Process>
 
-    private init(url: String, process: Process) {
+    private init(url: String, port: Int, process: Process) {
         self.url = url
-        self.process = process
+        self.port = port
+        self.process = Mutex(process)
     }
 
     static func start() async throws -> PrivateRedisServer {
         for _ in 0..<20 {
             let port = Int.random(in: 20_000..<60_000)
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            process.arguments = [
-                "redis-server", "--bind", "127.0.0.1", "--port", "\(port)",
-                "--save", "", "--appendonly", "no", "--logfile", "",
-            ]
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
-            try process.run()
-            let url = "redis://127.0.0.1:\(port)"
-            // Ready once it answers; gone if the port was taken.
-            let deadline = ContinuousClock.now + .seconds(10)
-            while process.isRunning, ContinuousClock.now < deadline {
-                if let client = try? await RedisClient.connect(configuration: RedisConfiguration(url: url)) {
-                    await client.close()
-                    return PrivateRedisServer(url: url, process: process)
-                }
-                await Task.yield()
+            if let process = try await launch(port: port) {
+                return PrivateRedisServer(url: "redis://127.0.0.1:\(port)", port: port, process: process)
             }
-            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        }
+        throw StartFailed()
+    }
+
+    /// Starts a redis-server on `port` and waits until it answers; `nil` if it exits first (the
+    /// port was taken).
+    private static func launch(port: Int) async throws -> Process? {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = [
+            "redis-server", "--bind", "127.0.0.1", "--port", "\(port)",
+            "--save", "", "--appendonly", "no", "--logfile", "",
+        ]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let url = "redis://127.0.0.1:\(port)"
+        // Ready once it answers; gone if the port was taken.
+        let deadline = ContinuousClock.now + .seconds(10)
+        while process.isRunning, ContinuousClock.now < deadline {
+            if let client = try? await RedisClient.connect(configuration: RedisConfiguration(url: url)) {
+                await client.close()
+                return process
+            }
+            await Task.yield()
+        }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        return nil
+    }
+
+    /// Pauses the server (SIGSTOP), as a stalled or overloaded Redis: connections stay open and
+    /// nothing is answered.
+    func pause() {
+        kill(process.withLock { $0.processIdentifier }, SIGSTOP)
+    }
+
+    /// Lets a paused server go on (SIGCONT).
+    func resume() {
+        kill(process.withLock { $0.processIdentifier }, SIGCONT)
+    }
+
+    /// Kills the server and starts a new, empty one on the same port, as a Redis without
+    /// persistence that restarts.
+    func restart() async throws {
+        stop()
+        let deadline = ContinuousClock.now + .seconds(10)
+        while ContinuousClock.now < deadline {
+            if let process = try await Self.launch(port: port) {
+                self.process.withLock { $0 = process }
+                return
+            }
         }
         throw StartFailed()
     }
@@ -47,7 +84,7 @@ final class PrivateRedisServer: Sendable {
     /// child inherits the signal mask of the thread that started it, on which SIGTERM is blocked.
     /// Not `waitUntilExit()`: on Linux it spins a run loop and does not return on a concurrency thread.
     func stop() {
-        kill(process.processIdentifier, SIGKILL)
+        kill(process.withLock { $0.processIdentifier }, SIGKILL)
     }
 
     /// Calls per command since the last `CONFIG RESETSTAT`, from `INFO commandstats`.

@@ -65,7 +65,7 @@ struct RedisWireTests {
     }
 
     @Test func theSentinelAlwaysExpires() async throws {
-        try await Deployment.with(.redis, contexts: 1, options: { $0.sentinelExpirySeconds = 300 }) { deployment throws in
+        try await Deployment.with(.redis, contexts: 1, options: { $0.leaseSeconds = 300 }) { deployment throws in
             let redis = try #require(deployment.redis)
             let source = ManualSource()
             _ = try await deployment.contexts[0].resumableStream("idempotent", source: source.make).reader()
@@ -155,7 +155,7 @@ struct RedisWireTests {
 
     @Test func followersOfADeadProducerEndWithAClearErrorAndItsSentinelExpires() async throws {
         try await Deployment.with(.redis, contexts: 2, options: {
-            $0.sentinelExpirySeconds = 2
+            $0.leaseSeconds = 2
             $0.watchdogInterval = .milliseconds(200)
         }) { deployment throws in
             let redis = try #require(deployment.redis)

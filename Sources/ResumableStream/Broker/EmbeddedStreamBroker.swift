@@ -59,11 +59,18 @@ public final class EmbeddedStreamBroker: StreamBroker {
         state.withLock { $0.values[key] = (value, expiresAt) }
     }
 
-    public func expire(_ key: String, seconds: Int) async throws {
+    public func renewLease(_ key: String, seconds: Int) async throws -> Bool {
         let now = ContinuousClock.now
-        state.withLock { state in
-            guard state.value(key, now: now) != nil else { return }
-            state.values[key]?.expiresAt = now + .seconds(seconds)
+        return state.withLock { state in
+            switch state.value(key, now: now) {
+            case WireProtocol.doneValue?:
+                return false
+            case let value?:
+                state.values[key] = (value, now + .seconds(seconds))
+            case nil:
+                state.values[key] = ("1", now + .seconds(seconds))
+            }
+            return true
         }
     }
 
@@ -112,8 +119,4 @@ public final class EmbeddedStreamBroker: StreamBroker {
 
     /// In memory, it is always there.
     public func ping() async throws {}
-
-    public func subscriberCount(_ channel: String) async throws -> Int {
-        state.withLock { $0.channels[channel]?.count ?? 0 }
-    }
 }

@@ -15,6 +15,19 @@ public struct RedisStreamBroker: StreamBroker {
         return count
         """
 
+    /// The lease's renewal, which also re-creates a sentinel that Redis lost, in one atomic step;
+    /// a `DONE` sentinel is left as it is.
+    private static let renewScript = """
+        local value = redis.call('GET', KEYS[1])
+        if value == 'DONE' then return 0 end
+        if value then
+            redis.call('EXPIRE', KEYS[1], ARGV[1])
+        else
+            redis.call('SET', KEYS[1], '1', 'EX', ARGV[1])
+        end
+        return 1
+        """
+
     public init(client: RedisClient, subscriber: RedisSubscriber) {
         self.client = client
         self.subscriber = subscriber
@@ -36,17 +49,13 @@ public struct RedisStreamBroker: StreamBroker {
         try await client.set(key, to: .string(value), expireInSeconds: expireInSeconds)
     }
 
-    public func expire(_ key: String, seconds: Int) async throws {
-        try await client.expire(key, seconds: seconds)
+    public func renewLease(_ key: String, seconds: Int) async throws -> Bool {
+        try await client.eval(Self.renewScript, keys: [key], arguments: [.integer(seconds)]).integer == 1
     }
 
     @discardableResult
     public func publish(_ message: String, to channel: String) async throws -> Int {
         try await client.publish(.string(message), to: channel)
-    }
-
-    public func subscriberCount(_ channel: String) async throws -> Int {
-        try await client.send("PUBSUB", "NUMSUB", .string(channel)).array?.last?.integer ?? 0
     }
 
     public func ping() async throws {

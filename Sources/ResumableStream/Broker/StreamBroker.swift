@@ -8,16 +8,16 @@ public protocol StreamBroker: Sendable {
     func incrementSentinel(_ key: String, expireInSeconds: Int) async throws -> Int?
     func get(_ key: String) async throws -> String?
     func set(_ key: String, to value: String, expireInSeconds: Int) async throws
-    func expire(_ key: String, seconds: Int) async throws
+    /// Renews a live sentinel's lease: its expiry becomes `seconds`, and a sentinel that has gone
+    /// (Redis restarted empty, or the lease lapsed while Redis was unreachable) is created again
+    /// with `1`. Returns `false`, changing nothing, when the sentinel holds `DONE`.
+    func renewLease(_ key: String, seconds: Int) async throws -> Bool
     /// Publishes `message` and returns how many subscribers (connections, or in-process
     /// subscriptions) received it.
     @discardableResult
     func publish(_ message: String, to channel: String) async throws -> Int
     /// Returns once the subscription is in place.
     func subscribe(to channel: String) async throws -> BrokerSubscription
-    /// How many subscribers `channel` has (`PUBSUB NUMSUB`): a live producer always listens on its
-    /// request channel, so none means it is gone.
-    func subscriberCount(_ channel: String) async throws -> Int
     /// Throws when the broker cannot be reached (for readiness checks).
     func ping() async throws
 }

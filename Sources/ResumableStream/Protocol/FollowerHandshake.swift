@@ -5,8 +5,17 @@
 /// reads the sentinel: `DONE` means the stream finished, anything else is a timeout. This project
 /// also recovers from gaps (by asking again from what it has) and, while idle, checks that the
 /// stream is still live, so that a lost end message or a dead producer does not leave it open.
-/// A value type that does no I/O.
+///
+/// Whether the producer lives is read from its sentinel's lease alone, never from counts of
+/// subscribers (they count one node only in a Redis Cluster): a sentinel that has gone means the
+/// producer stopped renewing it. While it recovers from a gap (Redis restarted, the subscriber
+/// reconnected, a call to Redis failed) the follower asks again until the producer answers, the
+/// sentinel says `DONE`, the sentinel has been gone for `recoveryLimit` (a live producer
+/// re-asserts it within a third of its lease once Redis is back), or the broker has failed every
+/// call for `brokerOutageLimit`. A value type that does no I/O; time comes in as arguments.
 struct FollowerHandshake {
+    typealias Instant = ContinuousClock.Instant
+
     enum State: Equatable {
         /// The request is published; the first message will acknowledge it.
         case requested
@@ -23,7 +32,7 @@ struct FollowerHandshake {
         case acknowledge(String)
         case append(String)
         case finish(StreamBuffer.Outcome)
-        /// Read the sentinel and count the request channel's subscribers, then call `checked`.
+        /// Read the sentinel, then call `checked` (or `brokerFailed`).
         case check
         /// Messages may be lost: subscribe a new listener and ask again from the current length.
         case requestAgain
@@ -33,6 +42,23 @@ struct FollowerHandshake {
     private(set) var state = State.requested
     /// Messages were lost once already: a stream found finished now may lack its end.
     private(set) var hadGap = false
+    /// How long the sentinel may be found gone, while recovering, before the producer is lost.
+    let recoveryLimit: Duration
+    /// How long the broker may fail every call, while recovering, before the follower gives up.
+    let brokerOutageLimit: Duration
+    /// While recovering: since when Redis has answered that the sentinel is gone.
+    private(set) var sentinelMissingSince: Instant?
+    /// While recovering: since when every call to the broker has failed.
+    private(set) var brokerFailingSince: Instant?
+    /// Since the last acknowledgement the subscription had a gap or a call failed: Redis may have
+    /// restarted empty, so a sentinel found gone may come back (its producer re-asserts it). After
+    /// a mere silence, a sentinel that has gone means the producer has.
+    private(set) var redisMayHaveRestarted = false
+
+    init(recoveryLimit: Duration = .seconds(20), brokerOutageLimit: Duration = .seconds(60)) {
+        self.recoveryLimit = recoveryLimit
+        self.brokerOutageLimit = brokerOutageLimit
+    }
 
     mutating func received(_ message: String) -> Action {
         switch state {
@@ -43,6 +69,9 @@ struct FollowerHandshake {
                 return finish(reason)
             }
             state = .streaming
+            sentinelMissingSince = nil
+            brokerFailingSince = nil
+            redisMayHaveRestarted = false
             return .acknowledge(message)
         case .streaming, .checkingWhileIdle:
             if let reason = WireProtocol.endReason(of: message) {
@@ -59,20 +88,14 @@ struct FollowerHandshake {
         return .check
     }
 
-    /// The request reached no subscriber: no producer listens, so there is no use waiting for an
-    /// acknowledgement. Checked at once, as after a timeout.
-    mutating func requestUnheard() -> Action {
-        acknowledgementTimedOut()
-    }
-
     mutating func idle() -> Action {
         guard state == .streaming else { return .none }
         state = .checkingWhileIdle
         return .check
     }
 
-    /// The result of `.check`: the sentinel's value and the request channel's subscriber count.
-    mutating func checked(sentinel: String?, producers: Int, streamId: String) -> Action {
+    /// The result of `.check`: the sentinel's value (`nil` when it has gone), read at `now`.
+    mutating func checked(sentinel: String?, streamId: String, now: Instant) -> Action {
         switch state {
         case .checkingAfterTimeout:
             // As the reference: a producer that finished meanwhile is not an error, unless this
@@ -82,6 +105,25 @@ struct FollowerHandshake {
                 state = .done
                 return .finish(.failed(.missedEnd(streamId: streamId)))
             }
+            if hadGap {
+                brokerFailingSince = nil
+                if sentinel == nil {
+                    guard redisMayHaveRestarted else {
+                        state = .done
+                        return .finish(.failed(.producerLost(streamId: streamId)))
+                    }
+                    let since = sentinelMissingSince ?? now
+                    sentinelMissingSince = since
+                    if now - since >= recoveryLimit {
+                        state = .done
+                        return .finish(.failed(.producerLost(streamId: streamId)))
+                    }
+                } else {
+                    sentinelMissingSince = nil
+                }
+                state = .requested
+                return .requestAgain
+            }
             state = .done
             return .finish(.failed(.acknowledgementTimeout(streamId: streamId)))
         case .checkingWhileIdle:
@@ -89,16 +131,47 @@ struct FollowerHandshake {
                 // The end message was lost; the stream is over.
                 return finish(.completed)
             }
-            if sentinel == nil || producers == 0 {
+            if sentinel == nil {
                 state = .done
                 return .finish(.failed(.producerLost(streamId: streamId)))
             }
-            state = .streaming
-            return .none
+            // Live, and silent for a while: ask again from what this follower has. A producer
+            // whose PUBLISH to this follower failed (Redis paused, a connection cut) has stopped
+            // answering it, and nothing else would tell; asking again costs one request.
+            hadGap = true
+            state = .requested
+            return .requestAgain
         case .requested, .streaming, .done:
             // A message arrived while the check ran; its outcome no longer matters.
             return .none
         }
+    }
+
+    /// The broker did not answer the check, or the subscribe or request of a new upstream.
+    /// Nothing is known of the producer, and what it published meanwhile may be lost (its PUBLISH
+    /// failed as this call did): a follower that was streaming asks again from what it has, as
+    /// after a gap, until the broker answers; only a first request fails, with the broker's error.
+    mutating func brokerFailed(_ reason: String, streamId: String, now: Instant) -> Action {
+        switch state {
+        case .done:
+            return .none
+        case .checkingWhileIdle, .streaming:
+            hadGap = true
+        case .requested, .checkingAfterTimeout:
+            guard hadGap else {
+                state = .done
+                return .finish(.failed(.broker(reason)))
+            }
+        }
+        redisMayHaveRestarted = true
+        let since = brokerFailingSince ?? now
+        brokerFailingSince = since
+        guard now - since < brokerOutageLimit else {
+            state = .done
+            return .finish(.failed(.broker(reason)))
+        }
+        state = .requested
+        return .requestAgain
     }
 
     /// The follower gave up (a broker error, a full buffer): nothing more is processed.
@@ -113,6 +186,7 @@ struct FollowerHandshake {
         case .requested, .checkingAfterTimeout, .streaming, .checkingWhileIdle:
             state = .requested
             hadGap = true
+            redisMayHaveRestarted = true
             return .requestAgain
         }
     }
