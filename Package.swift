@@ -122,6 +122,17 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Faults injected into real processes: a redis-server of each test's own and instances of
+        // the resumable-stream-server executable, which scripts/test builds first.
+        .testTarget(
+            name: "FaultTests",
+            dependencies: [
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
         // What both test targets share.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(

@@ -1,0 +1,154 @@
+import Foundation
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A process of the test's own (a redis-server, an instance of the server), its output and errors
+/// in one log file. Started with `posix_spawn` rather than `Process`: the child starts with no
+/// signal blocked and every handler at its default whatever thread starts it (a thread of the
+/// test process may block SIGTERM, and a child inherits that mask), so the signals a test sends
+/// reach it as they would in production.
+final class ChildProcess: Sendable {
+    /// How a process ended.
+    enum Termination: Equatable, CustomStringConvertible {
+        case exited(Int32)
+        case signalled(Int32)
+
+        var description: String {
+            switch self {
+            case .exited(let status): "exited with status \(status)"
+            case .signalled(let signal): "killed by signal \(signal)"
+            }
+        }
+    }
+
+    let name: String
+    let pid: pid_t
+    let logPath: String
+    private let termination = Mutex<Termination?>(nil)
+
+    private init(name: String, pid: pid_t, logPath: String) {
+        self.name = name
+        self.pid = pid
+        self.logPath = logPath
+    }
+
+    /// Starts `executable` with `arguments`; its stdout and stderr go to `logPath` (appended).
+    static func spawn(name: String, executable: String, arguments: [String], logPath: String) throws -> ChildProcess {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, logPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        // None of the test process's descriptors (its sockets, another child's pipes) leak into
+        // the child, where they would outlive the test's own use of them.
+        if let closeFrom = closeFrom { _ = closeFrom(&actions, 3) }
+
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var noSignals = sigset_t()
+        sigemptyset(&noSignals)
+        posix_spawnattr_setsigmask(&attributes, &noSignals)
+        var allSignals = sigset_t()
+        sigfillset(&allSignals)
+        posix_spawnattr_setsigdefault(&attributes, &allSignals)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        let environment = childEnvironment().map { strdup($0) } + [nil]
+        defer { environment.forEach { free($0) } }
+
+        var pid = pid_t()
+        let result = posix_spawn(&pid, executable, &actions, &attributes, argv, environment)
+        guard result == 0 else { throw SpawnFailed(executable: executable, code: result) }
+        return ChildProcess(name: name, pid: pid, logPath: logPath)
+    }
+
+    /// glibc's `posix_spawn_file_actions_addclosefrom_np` (2.34 and later), which Swift does not
+    /// import (it is a GNU extension); looked up at run time, `nil` on an older glibc.
+    private static let closeFrom: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32)? = {
+        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addclosefrom_np") else { return nil }
+        return unsafeBitCast(symbol, to: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32).self)
+    }()
+
+    /// The test's environment minus what would configure the child behind its flags' back (the
+    /// server reads an environment variable for every flag the test does not give).
+    private static func childEnvironment() -> [String] {
+        let kept = ["PATH", "HOME", "LANG", "LD_LIBRARY_PATH", "TMPDIR"]
+        let environment = ProcessInfo.processInfo.environment
+        return kept.compactMap { name in environment[name].map { "\(name)=\($0)" } }
+    }
+
+    func signal(_ signal: Int32) {
+        guard termination.withLock({ $0 == nil }) else { return }
+        kill(pid, signal)
+    }
+
+    /// How the process ended, if it has (it is reaped then).
+    func poll() -> Termination? {
+        termination.withLock { termination in
+            if let termination { return termination }
+            var status: Int32 = 0
+            let result = waitpid(pid, &status, WNOHANG)
+            guard result == pid else { return nil }
+            termination = Self.termination(status)
+            return termination
+        }
+    }
+
+    /// Waits for the process to end, up to `timeout`; `nil` if it still runs. Polled: a child's
+    /// exit is state only `waitpid` sees.
+    func termination(within timeout: Duration) async -> Termination? {
+        let deadline = ContinuousClock.now + timeout
+        var interval = Duration.milliseconds(1)
+        while true {
+            if let termination = poll() { return termination }
+            guard ContinuousClock.now < deadline else { return nil }
+            try? await Task.sleep(for: interval)
+            if Task.isCancelled { return poll() }
+            interval = min(interval * 2, .milliseconds(20))
+        }
+    }
+
+    var isRunning: Bool { poll() == nil }
+
+    /// SIGKILL (which also ends a stopped process) and reaps it. Synchronous, so that a cleanup
+    /// that cannot await (a `defer`) can call it.
+    func killAndReap() {
+        termination.withLock { termination in
+            guard termination == nil else { return }
+            kill(pid, SIGKILL)
+            var status: Int32 = 0
+            while waitpid(pid, &status, 0) == -1, errno == EINTR {}
+            termination = Self.termination(status)
+        }
+    }
+
+    /// The last `lines` lines of the process's log.
+    func logTail(lines: Int = 40) -> String {
+        guard let data = FileManager.default.contents(atPath: logPath) else { return "(no log)" }
+        let text = String(decoding: data, as: UTF8.self)
+        return text.split(separator: "\n", omittingEmptySubsequences: false).suffix(lines).joined(separator: "\n")
+    }
+
+    var log: String {
+        FileManager.default.contents(atPath: logPath).map { String(decoding: $0, as: UTF8.self) } ?? ""
+    }
+
+    private static func termination(_ status: Int32) -> Termination {
+        // WIFEXITED, WEXITSTATUS, WTERMSIG: macros that Swift does not import.
+        let signal = status & 0x7f
+        return signal == 0 ? .exited((status >> 8) & 0xff) : .signalled(signal)
+    }
+
+    struct SpawnFailed: Error, CustomStringConvertible {
+        let executable: String
+        let code: Int32
+        var description: String { "could not start \(executable): \(String(cString: strerror(code)))" }
+    }
+}
