@@ -9,6 +9,11 @@ import NIOPosix
 /// caller gets its own reply. When the connection is lost, commands in flight fail with
 /// ``RedisConnectionError/connectionClosed``, the client reconnects in the background with capped
 /// exponential backoff, and commands called meanwhile wait for it (up to the command timeout).
+///
+/// Every call honours task cancellation: a call whose task is cancelled returns at once with
+/// `CancellationError`, whether it waits for its reply or for a connection, and a task cancelled
+/// before it calls sends nothing. A command already sent cannot be taken back; its reply is read and
+/// dropped when it comes, and the calls after it still get their own replies.
 public final class RedisClient: Sendable {
     public var configuration: RedisConfiguration { connection.configuration }
     /// The event loop of the client's connection. Commands called on it wake no other thread, and
@@ -61,8 +66,10 @@ public final class RedisClient: Sendable {
     /// Sends any command and returns its reply.
     ///
     /// - Throws: ``RedisServerError`` when Redis answers with an error; ``RedisConnectionError``
-    ///   when the connection fails or the reply does not come in time.
+    ///   when the connection fails or the reply does not come in time; `CancellationError` when the
+    ///   calling task is cancelled.
     nonisolated(nonsending) public func send(_ arguments: [RedisArgument]) async throws -> RedisReply {
+        try Task.checkCancellation()
         let deadline = NIODeadline.now() + connection.configuration.commandTimeout
         var outbox = try await outbox(deadline: deadline)
         let reply: RedisReply
@@ -72,6 +79,7 @@ public final class RedisClient: Sendable {
             // The connection was closing under us. Once its close is complete the reconnection has
             // begun (it watches the same close), and the command can wait for the new connection.
             try? await outbox.channel.closeFuture.get()
+            try Task.checkCancellation()
             outbox = try await self.outbox(deadline: deadline)
             do {
                 reply = try await send(arguments, through: outbox, deadline: deadline)
@@ -86,8 +94,15 @@ public final class RedisClient: Sendable {
     }
 
     nonisolated(nonsending) private func send(_ arguments: [RedisArgument], through outbox: CommandOutbox, deadline: NIODeadline) async throws -> RedisReply {
-        try await withReplyContinuation { continuation in
-            outbox.send(arguments, reply: PendingReply(sink: .continuation(continuation), deadline: deadline))
+        // The handler's record lives on the task's own allocator; the command's number is all the
+        // cancellation needs to find it (see CommandOutbox).
+        let id = outbox.makeCommandID()
+        return try await withTaskCancellationHandler {
+            try await withReplyContinuation { continuation in
+                outbox.send(arguments, reply: PendingReply(sink: .continuation(continuation), id: id, deadline: deadline))
+            }
+        } onCancel: {
+            outbox.cancel(id: id)
         }
     }
 
@@ -97,7 +112,7 @@ public final class RedisClient: Sendable {
         if let current = connection.currentChannel {
             channel = current
         } else {
-            channel = try await connection.channel(deadline: deadline).get()
+            channel = try await connection.channel(deadline: deadline)
         }
         return outboxes.withLockedValue { outbox in
             if let outbox, outbox.channel === channel { return outbox }

@@ -13,12 +13,19 @@ public struct RedisConfiguration: Sendable, Hashable {
 
     /// How long opening a connection may take, including AUTH and SELECT.
     public var connectTimeout: TimeAmount
-    /// How long a command may wait for its reply (or for a connection, while reconnecting).
+    /// How long a command may wait for its reply (or for a connection, while reconnecting), and how
+    /// long the subscriber waits for Redis to answer its health check's `PING`.
     public var commandTimeout: TimeAmount
     /// The first pause before reconnecting after a lost connection; it doubles on every failure.
     public var reconnectInitialDelay: TimeAmount
     /// The longest pause between reconnection attempts.
     public var reconnectMaximumDelay: TimeAmount
+    /// How often a ``RedisSubscriber`` checks that Redis still answers on its connection, which
+    /// otherwise only receives: it sends `PING` this long after the last answer, and treats the
+    /// connection as lost (reconnects, resubscribes, reports a gap) if the answer takes longer than
+    /// ``commandTimeout``. A Redis that stopped answering is thus noticed within this interval plus
+    /// the command timeout. Zero or less turns the check off.
+    public var healthCheckInterval: TimeAmount
 
     public init(
         host: String = "127.0.0.1",
@@ -30,7 +37,8 @@ public struct RedisConfiguration: Sendable, Hashable {
         connectTimeout: TimeAmount = .seconds(5),
         commandTimeout: TimeAmount = .seconds(10),
         reconnectInitialDelay: TimeAmount = .milliseconds(50),
-        reconnectMaximumDelay: TimeAmount = .seconds(5)
+        reconnectMaximumDelay: TimeAmount = .seconds(5),
+        healthCheckInterval: TimeAmount = .seconds(2)
     ) {
         self.host = host
         self.port = port
@@ -42,6 +50,7 @@ public struct RedisConfiguration: Sendable, Hashable {
         self.commandTimeout = commandTimeout
         self.reconnectInitialDelay = reconnectInitialDelay
         self.reconnectMaximumDelay = reconnectMaximumDelay
+        self.healthCheckInterval = healthCheckInterval
     }
 
     /// Reads `redis://[[user]:password@]host[:port][/db]`. User and password may be percent-encoded;

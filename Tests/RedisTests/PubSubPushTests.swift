@@ -19,6 +19,11 @@ struct PubSubPushTests {
         #expect(try PubSubPush(.array([bulk("unsubscribe"), bulk("news"), .integer(0)])) == .unsubscribed("news"))
     }
 
+    @Test func parsesTheAnswerToPingInSubscribeModeAndOutsideIt() throws {
+        #expect(try PubSubPush(.array([bulk("pong"), bulk("")])) == .pong)
+        #expect(try PubSubPush(.status("PONG")) == .pong)
+    }
+
     @Test func parsesAnErrorReply() throws {
         #expect(try PubSubPush(.error("NOPERM no permissions")) == .error("NOPERM no permissions"))
     }
@@ -36,6 +41,10 @@ struct PubSubPushTests {
         .array([bulk("message"), .null, bulk("hi")]),
         .array([bulk("message"), bulk("news"), .integer(1)]),
         .array([bulk("message"), bulk("news"), .null]),
+        .array([bulk("pong")]),
+        .array([bulk("pong"), .integer(1)]),
+        .array([bulk("ping"), bulk("")]),
+        .status("PING"),
     ])
     func rejectsAnyOtherShape(_ reply: RedisReply) {
         #expect(throws: RedisProtocolError.self) { try PubSubPush(reply) }

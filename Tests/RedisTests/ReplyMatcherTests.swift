@@ -89,6 +89,64 @@ struct ReplyMatcherTests {
         #expect(matcher.close() == [])
     }
 
+    @Test func aCancelledCommandsReplyIsDroppedAndTheNextOnesStillReachTheirCallers() {
+        var matcher = ReplyMatcher<Int>()
+        for waiter in 1...4 {
+            _ = matcher.enqueue(waiter, id: UInt64(waiter), deadline: at(100))
+        }
+        #expect(matcher.cancel(id: 2) == 2)
+        #expect(matcher.cancel(id: 4) == 4)
+        #expect(matcher.inFlight == 4)
+        #expect(matcher.receive(.integer(1)).outcome == .deliver(1, .integer(1)))
+        #expect(matcher.receive(.integer(2)).outcome == .drop)
+        #expect(matcher.receive(.integer(3)).outcome == .deliver(3, .integer(3)))
+        #expect(matcher.receive(.integer(4)).outcome == .drop)
+        #expect(matcher.receive(.integer(5)).outcome == .unexpectedReply)
+    }
+
+    @Test func aCommandIsCancelledAtMostOnceAndNotAfterItsReply() {
+        var matcher = ReplyMatcher<Int>()
+        _ = matcher.enqueue(1, id: 1, deadline: at(100))
+        _ = matcher.enqueue(2, id: 2, deadline: at(100))
+        #expect(matcher.cancel(id: 2) == 2)
+        #expect(matcher.cancel(id: 2) == nil)
+        _ = matcher.receive(.integer(1))
+        #expect(matcher.cancel(id: 1) == nil)
+        #expect(matcher.cancel(id: 99) == nil)
+    }
+
+    @Test func commandsWithoutAnIdCannotBeCancelled() {
+        var matcher = ReplyMatcher<Int>()
+        _ = matcher.enqueue(1, deadline: at(100))
+        #expect(matcher.cancel(id: 0) == nil)
+        #expect(matcher.receive(.integer(1)).outcome == .deliver(1, .integer(1)))
+    }
+
+    @Test func aCommandWhoseCallerLeftBeforeItWasWrittenHoldsItsReplysPlace() {
+        var matcher = ReplyMatcher<Int>()
+        _ = matcher.enqueue(nil, id: 1, deadline: at(100))
+        _ = matcher.enqueue(2, id: 2, deadline: at(100))
+        #expect(matcher.receive(.integer(1)).outcome == .drop)
+        #expect(matcher.receive(.integer(2)).outcome == .deliver(2, .integer(2)))
+    }
+
+    @Test func aCancelledHeadStillTimesOutButOnlyWaitersAreFailed() {
+        var matcher = ReplyMatcher<Int>()
+        _ = matcher.enqueue(1, id: 1, deadline: at(100))
+        _ = matcher.enqueue(2, id: 2, deadline: at(200))
+        _ = matcher.cancel(id: 1)
+        #expect(matcher.timerFired(now: at(101), timeout: timeout).outcome == .timeout([2], .commandTimeout(timeout)))
+    }
+
+    @Test func closeFailsOnlyTheCallersStillWaiting() {
+        var matcher = ReplyMatcher<Int>()
+        for waiter in 1...3 {
+            _ = matcher.enqueue(waiter, id: UInt64(waiter), deadline: at(100))
+        }
+        _ = matcher.cancel(id: 2)
+        #expect(matcher.close() == [1, 3])
+    }
+
     private func at(_ nanoseconds: UInt64) -> NIODeadline {
         .uptimeNanoseconds(nanoseconds)
     }
@@ -102,6 +160,7 @@ private enum EnqueueOutcome: Equatable {
 
 private enum ReceiveOutcome: Equatable {
     case deliver(Int, RedisReply)
+    case drop
     case unexpectedReply
 }
 
@@ -123,6 +182,7 @@ extension ReplyMatcher.ReceiveAction where Waiter == Int {
     fileprivate var outcome: ReceiveOutcome {
         switch self {
         case .deliver(let waiter, let reply): .deliver(waiter, reply)
+        case .drop: .drop
         case .unexpectedReply: .unexpectedReply
         }
     }

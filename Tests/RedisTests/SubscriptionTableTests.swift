@@ -221,6 +221,47 @@ struct SubscriptionTableTests {
         #expect(table.consumerCounts == Dictionary(uniqueKeysWithValues: channels.map { ($0, 3) }))
     }
 
+    @Test func aPingIsAnsweredInTurnWithTheCommandsAroundIt() {
+        var table = connectedTable()
+        #expect(table.add(1, id: 1, to: "a").outcome == .send(.subscribe("a")))
+        #expect(table.pingSent() == .ping)
+        #expect(table.add(2, id: 2, to: "b").outcome == .send(.subscribe("b")))
+        // The pong cannot come before the confirmation of the SUBSCRIBE sent before it.
+        let early = table.pongReceived()
+        #expect(!early)
+        #expect(table.subscribeConfirmed("a").outcome == .subscribed(confirm: [1], gap: []))
+        let inTurn = table.pongReceived()
+        #expect(inTurn)
+        #expect(table.subscribeConfirmed("b").outcome == .subscribed(confirm: [2], gap: []))
+        let unasked = table.pongReceived()
+        #expect(!unasked)
+    }
+
+    @Test func aRefusedPingIsNotBlamedOnASubscription() {
+        var table = connectedTable()
+        _ = table.pingSent()
+        _ = table.add(1, id: 1, to: "a")
+        #expect(table.commandFailed().outcome == .pingRefused)
+        #expect(table.commandFailed().outcome == .fail([1]))
+    }
+
+    @Test func aPingOutWhenTheConnectionIsLostIsForgotten() {
+        var table = connectedTable()
+        _ = table.pingSent()
+        table.connectionLost()
+        _ = table.connectionEstablished()
+        let answered = table.pongReceived()
+        #expect(!answered)
+    }
+
+    @Test func aConsumerIsFoundByItsIdOnItsChannel() {
+        var table = connectedTable()
+        _ = table.add(7, id: 1, to: "a")
+        #expect(table.consumer(id: 1, on: "a") == 7)
+        #expect(table.consumer(id: 1, on: "b") == nil)
+        #expect(table.consumer(id: 2, on: "a") == nil)
+    }
+
     private func connectedTable() -> Table {
         var table = Table()
         _ = table.connectionEstablished()
@@ -254,6 +295,7 @@ private enum Confirmation: Equatable {
 private enum Failure: Equatable {
     case fail([Int])
     case send(Table.Command)
+    case pingRefused
     case none
     case protocolViolation
 }
@@ -284,6 +326,7 @@ extension SubscriptionTable<Int>.FailureAction {
         switch self {
         case .fail(let consumers): .fail(consumers.sorted())
         case .send(let command): .send(command)
+        case .pingRefused: .pingRefused
         case .none: .none
         case .protocolViolation: .protocolViolation
         }

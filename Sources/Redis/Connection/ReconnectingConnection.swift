@@ -5,15 +5,19 @@ import NIOCore
 /// Keeps one connection to Redis open: when it is lost, opens a new one with capped exponential
 /// backoff until it succeeds or the owner closes it.
 ///
+/// The decisions are ``ReconnectStateMachine``'s; this class carries out its actions (opening
+/// connections, timers, waking waiters). The machine sits behind a lock rather than on the event
+/// loop alone, because every command reads ``currentChannel`` from its caller's thread.
+///
 /// Shared by the command client and the subscriber; `prepare` (after the handshake) and
 /// `onConnect`/`onDisconnect` (on the event loop) are where they differ.
 final class ReconnectingConnection: Sendable {
-    private enum State {
-        case connecting
-        case connected(any Channel)
-        /// `waiters` completes once a new connection is up; `retry` is the pending attempt.
-        case reconnecting(waiters: EventLoopPromise<any Channel>, attempt: Int, retry: Scheduled<Void>?)
-        case closed
+    private typealias StateMachine = ReconnectStateMachine<any Channel, EventLoopPromise<any Channel>>
+
+    private struct State: Sendable {
+        var machine: StateMachine
+        /// The pending retry, cancelled when the owner closes.
+        var retry: Scheduled<Void>?
     }
 
     let configuration: RedisConfiguration
@@ -21,7 +25,7 @@ final class ReconnectingConnection: Sendable {
     private let logger: Logger
     /// Counts the command pipeline of every connection this opens (the client's; not the subscriber's).
     private let counters: PipelineCounters?
-    private let state = NIOLockedValueBox(State.connecting)
+    private let state: NIOLockedValueBox<State>
     private let prepare: @Sendable (any Channel) -> EventLoopFuture<Void>
     private let onConnect: @Sendable (any Channel) -> Void
     private let onDisconnect: @Sendable () -> Void
@@ -42,76 +46,142 @@ final class ReconnectingConnection: Sendable {
         self.prepare = prepare
         self.onConnect = onConnect
         self.onDisconnect = onDisconnect
+        self.state = NIOLockedValueBox(State(machine: StateMachine(backoff: configuration.reconnectDelay(attempt:))))
     }
 
     /// Opens the first connection. Its failure is final: a wrong password or an unreachable server
     /// is reported to the caller instead of being retried in the background.
     func start() -> EventLoopFuture<Void> {
-        open().flatMapWithEventLoop { channel, eventLoop in
-            let adopted = self.state.withLockedValue { state -> Bool in
-                guard case .connecting = state else { return false }
-                state = .connected(channel)
-                return true
-            }
-            guard adopted else {
-                channel.close(promise: nil)
+        guard case .open = withMachine({ $0.start() }) else {
+            return eventLoop.makeFailedFuture(RedisConnectionError.closed)
+        }
+        return open().flatMapWithEventLoop { channel, eventLoop in
+            let action = self.withMachine { $0.startSucceeded(channel) }
+            self.run(action)
+            guard case .adopt = action else {
                 return eventLoop.makeFailedFuture(RedisConnectionError.closed)
             }
-            self.connected(channel)
             return eventLoop.makeSucceededVoidFuture()
         }.flatMapErrorThrowing { error in
-            self.state.withLockedValue { $0 = .closed }
+            self.run(self.withMachine { $0.startFailed() })
             throw error
         }
     }
 
     /// The open connection, if there is one right now.
     var currentChannel: (any Channel)? {
-        state.withLockedValue { state in
-            if case .connected(let channel) = state { return channel }
-            return nil
-        }
+        state.withLockedValue { $0.machine.currentConnection }
     }
 
     /// The open connection, waiting for a reconnection until `deadline` if needed.
-    func channel(deadline: NIODeadline) -> EventLoopFuture<any Channel> {
-        let waiters: EventLoopPromise<any Channel>? = state.withLockedValue { state in
-            if case .reconnecting(let waiters, _, _) = state { return waiters }
-            return nil
-        }
-        switch (currentChannel, waiters) {
-        case (let channel?, _):
-            return eventLoop.makeSucceededFuture(channel)
-        case (nil, let waiters?):
-            let promise = eventLoop.makePromise(of: (any Channel).self)
-            waiters.futureResult.cascade(to: promise)
+    ///
+    /// - Throws: ``RedisConnectionError/commandTimeout(_:)`` at `deadline`, whatever a reconnection
+    ///   attempt's own connect timeout is; `CancellationError` as soon as the task is cancelled;
+    ///   ``RedisConnectionError/closed`` when the owner closes.
+    func channel(deadline: NIODeadline) async throws -> any Channel {
+        try Task.checkCancellation()
+        let promise = eventLoop.makePromise(of: (any Channel).self)
+        switch withMachine({ $0.waiterArrived(promise) }) {
+        case .ready(let channel):
+            promise.succeed(channel)
+            return channel
+        case .fail(let error):
+            promise.fail(error)
+            throw error
+        case .wait(let id):
             let timeout = eventLoop.scheduleTask(deadline: deadline) {
-                promise.fail(RedisConnectionError.commandTimeout(self.configuration.commandTimeout))
+                self.waiterLeft(id: id, error: RedisConnectionError.commandTimeout(self.configuration.commandTimeout))
             }
             promise.futureResult.whenComplete { _ in timeout.cancel() }
-            return promise.futureResult
-        case (nil, nil):
-            return eventLoop.makeFailedFuture(RedisConnectionError.closed)
+            return try await withTaskCancellationHandler {
+                try await promise.futureResult.get()
+            } onCancel: {
+                self.waiterLeft(id: id, error: CancellationError())
+            }
         }
     }
 
     /// Closes the connection and stops reconnecting; waiting callers fail with `.closed`.
     func close() -> EventLoopFuture<Void> {
-        let previous = state.withLockedValue { state in
-            defer { state = .closed }
-            return state
+        let (action, retry) = state.withLockedValue { state in
+            defer { state.retry = nil }
+            return (state.machine.closeRequested(), state.retry)
         }
-        switch previous {
-        case .connected(let channel):
-            let promise = eventLoop.makePromise(of: Void.self)
-            channel.close(promise: promise)
-            return promise.futureResult.recover { _ in }
-        case .reconnecting(let waiters, _, let retry):
-            retry?.cancel()
-            waiters.fail(RedisConnectionError.closed)
+        retry?.cancel()
+        guard case .closeConnection(let channel) = action else {
+            run(action)
             return eventLoop.makeSucceededVoidFuture()
-        case .connecting, .closed:
-            return eventLoop.makeSucceededVoidFuture()
+        }
+        let promise = eventLoop.makePromise(of: Void.self)
+        channel.close(promise: promise)
+        return promise.futureResult.recover { _ in }
+    }
+
+    private func withMachine<Result>(_ body: (inout StateMachine) -> Result) -> Result {
+        state.withLockedValue { body(&$0.machine) }
+    }
+
+    private func waiterLeft(id: Int, error: any Error) {
+        withMachine { $0.waiterLeft(id: id) }?.fail(error)
+    }
+
+    /// Carries out what the machine decided. Outside the lock: what it calls may call back in.
+    private func run(_ action: StateMachine.Action) {
+        switch action {
+        case .none:
+            break
+        case .open:
+            attempt()
+        case .adopt(let channel, let generation, let waiters):
+            if generation == 0 {
+                logger.debug("connected to Redis", metadata: ["redis": "\(configuration)"])
+            } else {
+                logger.info("reconnected to Redis", metadata: ["redis": "\(configuration)"])
+            }
+            onConnect(channel)
+            channel.closeFuture.whenComplete { _ in
+                self.run(self.withMachine { $0.connectionLost(generation: generation) })
+            }
+            for waiter in waiters {
+                waiter.succeed(channel)
+            }
+        case .closeConnection(let channel):
+            channel.close(promise: nil)
+        case .reconnect:
+            logger.info("lost the connection to Redis; reconnecting", metadata: ["redis": "\(configuration)"])
+            onDisconnect()
+            attempt()
+        case .scheduleRetry(let delay):
+            logger.debug(
+                "reconnecting to Redis failed",
+                metadata: ["retryInMilliseconds": "\(delay.nanoseconds / 1_000_000)"]
+            )
+            let retry = eventLoop.scheduleTask(in: delay) {
+                self.run(self.withMachine { $0.retryTimerFired() })
+            }
+            // A close that came in between found no retry to cancel: this one is cancelled here.
+            let kept = state.withLockedValue { state -> Bool in
+                guard !state.machine.isClosed else { return false }
+                state.retry = retry
+                return true
+            }
+            if !kept { retry.cancel() }
+        case .failWaiters(let waiters):
+            for waiter in waiters {
+                waiter.fail(RedisConnectionError.closed)
+            }
+        }
+    }
+
+    private func attempt() {
+        open().whenComplete { result in
+            switch result {
+            case .success(let channel):
+                self.run(self.withMachine { $0.attemptSucceeded(channel) })
+            case .failure(let error):
+                self.logger.debug("a reconnection attempt failed", metadata: ["error": "\(error)"])
+                self.run(self.withMachine { $0.attemptFailed() })
+            }
         }
     }
 
@@ -123,57 +193,5 @@ final class ReconnectingConnection: Sendable {
                     return self.eventLoop.makeFailedFuture(error)
                 }
             }
-    }
-
-    /// Runs on the event loop with `channel` already recorded as the connection.
-    private func connected(_ channel: any Channel) {
-        logger.debug("connected to Redis", metadata: ["redis": "\(configuration)"])
-        onConnect(channel)
-        channel.closeFuture.whenComplete { _ in
-            self.lost(channel)
-        }
-    }
-
-    private func lost(_ channel: any Channel) {
-        let reconnect = state.withLockedValue { state -> Bool in
-            guard case .connected(let current) = state, current === channel else { return false }
-            state = .reconnecting(waiters: eventLoop.makePromise(), attempt: 0, retry: nil)
-            return true
-        }
-        guard reconnect else { return }
-        logger.info("lost the connection to Redis; reconnecting", metadata: ["redis": "\(configuration)"])
-        onDisconnect()
-        attempt()
-    }
-
-    private func attempt() {
-        open().whenComplete { result in
-            switch result {
-            case .success(let channel):
-                let waiters = self.state.withLockedValue { state -> EventLoopPromise<any Channel>? in
-                    guard case .reconnecting(let waiters, _, _) = state else { return nil }
-                    state = .connected(channel)
-                    return waiters
-                }
-                guard let waiters else {
-                    channel.close(promise: nil)
-                    return
-                }
-                self.logger.info("reconnected to Redis", metadata: ["redis": "\(self.configuration)"])
-                self.connected(channel)
-                waiters.succeed(channel)
-            case .failure(let error):
-                self.state.withLockedValue { state in
-                    guard case .reconnecting(let waiters, let attempt, _) = state else { return }
-                    let delay = self.configuration.reconnectDelay(attempt: attempt)
-                    self.logger.debug(
-                        "reconnecting to Redis failed",
-                        metadata: ["error": "\(error)", "retryInMilliseconds": "\(delay.nanoseconds / 1_000_000)"]
-                    )
-                    let retry = self.eventLoop.scheduleTask(in: delay) { self.attempt() }
-                    state = .reconnecting(waiters: waiters, attempt: attempt + 1, retry: retry)
-                }
-            }
-        }
     }
 }

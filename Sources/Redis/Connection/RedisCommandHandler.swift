@@ -24,7 +24,7 @@ final class RedisCommandHandler: ChannelDuplexHandler, RemovableChannelHandler {
         batch.accept()
         var sent = 0
         for reply in batch.replies {
-            switch matcher.enqueue(reply.sink, deadline: reply.deadline) {
+            switch matcher.enqueue(reply.sink, id: reply.id, deadline: reply.deadline) {
             case .send(let armTimer):
                 sent += 1
                 // A timer armed earlier may be set for a later deadline (the handshake runs on the
@@ -34,7 +34,7 @@ final class RedisCommandHandler: ChannelDuplexHandler, RemovableChannelHandler {
                     scheduleTimer(context: context, deadline: armTimer)
                 }
             case .notSent:
-                reply.sink.fail(CommandNotSent())
+                reply.sink?.fail(CommandNotSent())
             }
         }
         // The matcher refuses either every command of a batch (it is closed) or none.
@@ -49,10 +49,21 @@ final class RedisCommandHandler: ChannelDuplexHandler, RemovableChannelHandler {
         switch matcher.receive(unwrapInboundIn(data)) {
         case .deliver(let sink, let reply):
             sink.succeed(reply)
+        case .drop:
+            break
         case .unexpectedReply:
             context.fireErrorCaught(RedisProtocolError(message: "a reply arrived with no command waiting for it"))
             context.close(promise: nil)
         }
+    }
+
+    func triggerUserOutboundEvent(context: ChannelHandlerContext, event: Any, promise: EventLoopPromise<Void>?) {
+        guard let cancel = event as? CancelCommand else {
+            context.triggerUserOutboundEvent(event, promise: promise)
+            return
+        }
+        matcher.cancel(id: cancel.id)?.fail(CancellationError())
+        promise?.succeed()
     }
 
     func channelInactive(context: ChannelHandlerContext) {

@@ -1,5 +1,6 @@
 import NIOConcurrencyHelpers
 import NIOCore
+import Synchronization
 
 /// A caller waiting for its reply. Checked in debug builds, where the tests run, so that a reply
 /// delivered twice or never is caught; unchecked in release builds, where the check's allocation
@@ -41,8 +42,18 @@ enum ReplySink: Sendable {
 
 /// A command's reply on its way: who waits for it, and until when.
 struct PendingReply: Sendable {
-    var sink: ReplySink
+    /// `nil` once the caller has left (its task was cancelled): the reply is still read, and dropped.
+    var sink: ReplySink?
+    /// What a cancellation finds the command by; 0 for commands that cannot be cancelled.
+    var id: UInt64 = 0
     var deadline: NIODeadline
+}
+
+/// Asks the command handler to let go of the caller of command `id`: sent through the pipeline as
+/// an outbound user event, so that it reaches the handler on its event loop, after every batch
+/// written before it.
+struct CancelCommand: Sendable {
+    var id: UInt64
 }
 
 /// The command never left the process because its connection was already closing: unlike a
@@ -71,7 +82,7 @@ final class RedisBatch: Sendable {
     func failUnlessAccepted() {
         guard !accepted.withLockedValue({ $0 }) else { return }
         for reply in replies {
-            reply.sink.fail(CommandNotSent())
+            reply.sink?.fail(CommandNotSent())
         }
     }
 
@@ -87,8 +98,15 @@ final class RedisBatch: Sendable {
 /// batches: the first command of a batch schedules one event-loop task, and the commands that
 /// arrive before it runs go out with it, in one write and one flush. Each command is encoded
 /// straight into the batch's buffer. One wake-up, one buffer and one syscall serve many calls.
+///
+/// Cancellation costs the hot path no allocation: a command is named by a number from a counter,
+/// and a caller that leaves is found by that number where its command is at that moment, in the
+/// outbox under its lock or in the handler's queue on the event loop. Each of the two places
+/// resumes the caller at most once, in turn with the reply's delivery, so no per-command box with
+/// its own atomic state is needed to decide who resumes it.
 final class CommandOutbox: Sendable {
     let channel: any Channel
+    private let lastCommandID = Atomic<UInt64>(0)
 
     private struct Pending {
         var bytes = ByteBuffer()
@@ -102,12 +120,25 @@ final class CommandOutbox: Sendable {
         self.channel = channel
     }
 
+    /// A number no other command of this outbox has, for ``cancel(id:)``.
+    func makeCommandID() -> UInt64 {
+        lastCommandID.wrappingAdd(1, ordering: .relaxed).newValue
+    }
+
+    /// Queues the command, unless the calling task is cancelled: then nothing is sent and the
+    /// reply's sink fails with `CancellationError`.
     func send(_ arguments: [RedisArgument], reply: PendingReply) {
         // A caller on the event loop goes through the same drain: scheduled from the loop itself it
         // wakes nothing and runs before the loop polls again, so that every caller resumed by one
         // read (each reply resumes one) adds its command to one write.
         HiredisCommandEncoder.withEncoded(arguments) { command in
-            let scheduleDrain = pending.withLockedValue { pending -> Bool in
+            let scheduleDrain = pending.withLockedValue { pending -> Bool? in
+                // Under the lock that ``cancel(id:)`` takes: a task is marked cancelled before its
+                // cancellation handler runs, so either this sees the mark, or the handler finds the
+                // command here (or later in the handler's queue).
+                if Task.isCancelled {
+                    return nil
+                }
                 if pending.replies.isEmpty {
                     // One allocation of a size that holds a typical batch, rather than a doubling
                     // per few commands.
@@ -119,9 +150,31 @@ final class CommandOutbox: Sendable {
                 defer { pending.drainScheduled = true }
                 return !pending.drainScheduled
             }
-            if scheduleDrain {
-                channel.eventLoop.execute { self.drain() }
+            switch scheduleDrain {
+            case nil: reply.sink?.fail(CancellationError())
+            case true?: channel.eventLoop.execute { self.drain() }
+            case false?: break
             }
+        }
+    }
+
+    /// The caller of command `id` stopped waiting: it is resumed with `CancellationError` now if its
+    /// command is still here (the command still goes out, and its reply is dropped), or by the
+    /// handler on the event loop if the command was written. A command already answered or failed
+    /// is not found, and nothing happens.
+    func cancel(id: UInt64) {
+        let sink = pending.withLockedValue { pending -> ReplySink?? in
+            guard let index = pending.replies.firstIndex(where: { $0.id == id }) else { return nil }
+            defer { pending.replies[index].sink = nil }
+            return .some(pending.replies[index].sink)
+        }
+        switch sink {
+        case let sink??:
+            sink.fail(CancellationError())
+        case .some(nil):
+            break
+        case nil:
+            channel.triggerUserOutboundEvent(CancelCommand(id: id), promise: nil)
         }
     }
 

@@ -6,9 +6,17 @@ import NIOCore
 /// waiting callers. Each waiter carries a deadline; only the oldest one can be overdue first, so a
 /// single timer, armed for the head of the queue, covers every command in flight. The matcher does
 /// no I/O: the channel handler carries out what it returns.
+///
+/// A caller may stop waiting (its task was cancelled) while its command is in flight. Its command
+/// cannot be taken back, so its entry stays in the queue without a waiter, holding the place of the
+/// reply that will still come; that reply is then read and dropped, and the replies after it still
+/// reach their own callers.
 struct ReplyMatcher<Waiter> {
     private struct Entry {
-        var waiter: Waiter
+        /// `nil` once the caller has left: the reply is still due, and is dropped.
+        var waiter: Waiter?
+        /// Names the command for ``cancel(id:)``; 0 for commands that cannot be cancelled.
+        var id: UInt64
         var deadline: NIODeadline
     }
 
@@ -29,6 +37,8 @@ struct ReplyMatcher<Waiter> {
 
     enum ReceiveAction {
         case deliver(Waiter, RedisReply)
+        /// The reply of a command whose caller left: nobody gets it.
+        case drop
         /// A reply nobody asked for: the stream is out of step and the connection must close.
         case unexpectedReply
     }
@@ -43,11 +53,13 @@ struct ReplyMatcher<Waiter> {
 
     var inFlight: Int { queue.count }
 
-    mutating func enqueue(_ waiter: Waiter, deadline: NIODeadline) -> EnqueueAction {
+    /// A command goes out. `waiter` is `nil` when its caller left before it was written (the
+    /// command was already encoded into a batch); `id` is what ``cancel(id:)`` finds it by.
+    mutating func enqueue(_ waiter: Waiter?, id: UInt64 = 0, deadline: NIODeadline) -> EnqueueAction {
         if case .closed = state {
             return .notSent
         }
-        queue.append(Entry(waiter: waiter, deadline: deadline))
+        queue.append(Entry(waiter: waiter, id: id, deadline: deadline))
         return .send(armTimer: queue.count == 1 ? deadline : nil)
     }
 
@@ -55,7 +67,21 @@ struct ReplyMatcher<Waiter> {
         guard let entry = queue.popFirst() else {
             return .unexpectedReply
         }
-        return .deliver(entry.waiter, reply)
+        guard let waiter = entry.waiter else {
+            return .drop
+        }
+        return .deliver(waiter, reply)
+    }
+
+    /// The caller of command `id` stopped waiting. Returns its waiter, to be failed, if the command
+    /// is in flight and still had one; its reply will be dropped when it comes. The deadline stays:
+    /// a Redis that does not answer a cancelled command is as stuck as one that does not answer any.
+    mutating func cancel(id: UInt64) -> Waiter? {
+        guard id != 0, let index = queue.firstIndex(where: { $0.id == id }) else {
+            return nil
+        }
+        defer { queue[index].waiter = nil }
+        return queue[index].waiter
     }
 
     /// The timer fired at `now`.
@@ -77,7 +103,7 @@ struct ReplyMatcher<Waiter> {
     }
 
     private mutating func drain() -> [Waiter] {
-        let waiters = queue.map(\.waiter)
+        let waiters = queue.compactMap(\.waiter)
         queue.removeAll()
         return waiters
     }

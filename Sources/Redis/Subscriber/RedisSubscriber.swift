@@ -2,6 +2,7 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import Synchronization
 
 /// One connection in subscribe mode that carries any number of channels for any number of consumers.
 ///
@@ -9,17 +10,29 @@ import NIOPosix
 /// subscriber reconnects with capped exponential backoff, subscribes every channel that still has
 /// consumers again, and then tells each of them that a gap happened
 /// (``RedisSubscriptionEvent/gap(_:)`` with ``RedisSubscriptionGap/reconnected``).
+///
+/// A connection whose Redis stopped answering counts as lost: the subscriber sends `PING` every
+/// ``RedisConfiguration/healthCheckInterval`` and closes the connection when the answer takes longer
+/// than ``RedisConfiguration/commandTimeout``.
 public final class RedisSubscriber: Sendable {
     public var configuration: RedisConfiguration { connection.configuration }
     private let connection: ReconnectingConnection
     private let core: NIOLoopBound<SubscriberCore>
     private let nextID = NIOLockedValueBox(0)
     private let bufferSize: Int
+    private let losses: LossCounter
 
-    private init(connection: ReconnectingConnection, core: NIOLoopBound<SubscriberCore>, bufferSize: Int) {
+    private init(connection: ReconnectingConnection, core: NIOLoopBound<SubscriberCore>, bufferSize: Int, losses: LossCounter) {
         self.connection = connection
         self.core = core
         self.bufferSize = bufferSize
+        self.losses = losses
+    }
+
+    /// How many times the connection was lost since the subscriber connected: cut, closed by Redis,
+    /// or closed by the health check because Redis stopped answering.
+    public var connectionsLost: Int {
+        losses.count.load(ordering: .relaxed)
     }
 
     /// Connects, authenticates, and puts the connection in subscribe mode.
@@ -34,9 +47,14 @@ public final class RedisSubscriber: Sendable {
     ) async throws -> RedisSubscriber {
         precondition(bufferSize > 0, "a subscription buffer holds at least one message")
         let eventLoop = eventLoopGroup.any()
+        let healthCheck = SubscriberHealthCheck(
+            interval: configuration.healthCheckInterval,
+            timeout: configuration.commandTimeout
+        )
         let core = try await eventLoop.submit {
-            NIOLoopBound(SubscriberCore(logger: logger), eventLoop: eventLoop)
+            NIOLoopBound(SubscriberCore(eventLoop: eventLoop, logger: logger, healthCheck: healthCheck), eventLoop: eventLoop)
         }.get()
+        let losses = LossCounter()
         let connection = ReconnectingConnection(
             configuration: configuration,
             eventLoop: eventLoop,
@@ -49,17 +67,26 @@ public final class RedisSubscriber: Sendable {
                 }
             },
             onConnect: { core.value.connected($0) },
-            onDisconnect: { core.value.disconnected() }
+            onDisconnect: {
+                losses.count.add(1, ordering: .relaxed)
+                core.value.disconnected()
+            }
         )
         try await connection.start().get()
-        return RedisSubscriber(connection: connection, core: core, bufferSize: bufferSize)
+        return RedisSubscriber(connection: connection, core: core, bufferSize: bufferSize, losses: losses)
     }
 
     /// Subscribes to `channel`, returning once Redis has confirmed the subscription.
     ///
     /// Call ``RedisSubscription/unsubscribe()`` (or cancel the task iterating it) when done, or use
     /// ``withSubscription(to:_:)``, which does so for you.
+    ///
+    /// - Throws: ``RedisServerError`` when Redis refuses the channel; ``RedisConnectionError`` when
+    ///   no confirmation comes within the command timeout or the subscriber is closed;
+    ///   `CancellationError` as soon as the calling task is cancelled (a task cancelled before it
+    ///   calls subscribes nothing).
     public func subscribe(to channel: String) async throws -> RedisSubscription {
+        try Task.checkCancellation()
         let id = nextID.withLockedValue { id in
             id += 1
             return id
@@ -80,7 +107,13 @@ public final class RedisSubscriber: Sendable {
             core.value.add(consumer, to: channel, timeout: timeout)
         }
         do {
-            try await confirmation.futureResult.get()
+            // The cancellation runs after the `add` above on the event loop (queued later), so it
+            // always finds the consumer there, or finds it gone because it was already answered.
+            try await withTaskCancellationHandler {
+                try await confirmation.futureResult.get()
+            } onCancel: {
+                eventLoop.execute { core.value.cancelSubscribe(id: id, from: channel) }
+            }
         } catch {
             continuation.finish()
             throw error
@@ -112,15 +145,25 @@ public final class RedisSubscriber: Sendable {
     }
 }
 
+/// Counts lost connections for ``RedisSubscriber/connectionsLost``: written on the event loop, read anywhere.
+private final class LossCounter: Sendable {
+    let count = Atomic<Int>(0)
+}
+
 /// The subscriber's state and logic, confined to its event loop.
 final class SubscriberCore {
     private(set) var table = SubscriptionTable<SubscriptionConsumer>()
     private var channel: (any Channel)?
     private var isClosed = false
     private let logger: Logger
+    private var healthCheck: SubscriberHealthCheck
+    private var healthTimer: Scheduled<Void>?
+    private let eventLoop: any EventLoop
 
-    init(logger: Logger) {
+    init(eventLoop: any EventLoop, logger: Logger, healthCheck: SubscriberHealthCheck) {
+        self.eventLoop = eventLoop
         self.logger = logger
+        self.healthCheck = healthCheck
     }
 
     func connected(_ channel: any Channel) {
@@ -129,11 +172,13 @@ final class SubscriberCore {
             write(command)
         }
         channel.flush()
+        carryOut(healthCheck.connected(now: .now()))
     }
 
     func disconnected() {
         channel = nil
         table.connectionLost()
+        stopHealthCheck()
     }
 
     func add(_ consumer: SubscriptionConsumer, to channelName: String, timeout: TimeAmount) {
@@ -151,11 +196,23 @@ final class SubscriberCore {
         case .wait:
             break
         }
-        consumer.timeout = channel?.eventLoop.assumeIsolated().scheduleTask(in: timeout) {
+        // Also while reconnecting: a subscribe call waits for the next connection no longer than a
+        // command does.
+        consumer.timeout = eventLoop.assumeIsolated().scheduleTask(in: timeout) {
             guard self.table.isConfirmed(id: consumer.id, on: channelName) == false else { return }
             self.remove(id: consumer.id, from: channelName)
             consumer.fail(RedisConnectionError.commandTimeout(timeout))
         }
+    }
+
+    /// The task waiting in `subscribe` was cancelled: the consumer leaves (unless it was answered
+    /// already) and its call ends with `CancellationError`.
+    func cancelSubscribe(id: Int, from channelName: String) {
+        guard let consumer = table.consumer(id: id, on: channelName), table.isConfirmed(id: id, on: channelName) == false else {
+            return
+        }
+        remove(id: id, from: channelName)
+        consumer.fail(CancellationError())
     }
 
     func remove(id: Int, from channelName: String) {
@@ -175,6 +232,12 @@ final class SubscriberCore {
             carryOut(table.subscribeConfirmed(channelName))
         case .unsubscribed(let channelName):
             carryOut(table.unsubscribeConfirmed(channelName))
+        case .pong:
+            guard table.pongReceived() else {
+                protocolViolation("a PING answer nobody asked for")
+                return
+            }
+            carryOut(healthCheck.pongReceived(now: .now()))
         case .error(let message):
             switch table.commandFailed() {
             case .fail(let consumers):
@@ -185,6 +248,9 @@ final class SubscriberCore {
             case .send(let command):
                 write(command)
                 channel?.flush()
+            case .pingRefused:
+                logger.debug("Redis refused the health check's PING", metadata: ["error": "\(message)"])
+                carryOut(healthCheck.pongReceived(now: .now()))
             case .none:
                 break
             case .protocolViolation(let reason):
@@ -195,6 +261,7 @@ final class SubscriberCore {
 
     func close() {
         isClosed = true
+        stopHealthCheck()
         for consumer in table.allConsumers {
             consumer.fail(RedisConnectionError.closed)
         }
@@ -219,6 +286,39 @@ final class SubscriberCore {
         }
     }
 
+    private func carryOut(_ action: SubscriberHealthCheck.Action) {
+        switch action {
+        case .none:
+            break
+        case .arm(let deadline):
+            armHealthTimer(deadline)
+        case .sendPing(let deadline):
+            write(table.pingSent())
+            channel?.flush()
+            armHealthTimer(deadline)
+        case .closeConnection:
+            logger.warning(
+                "Redis did not answer the subscriber's PING in time; reconnecting",
+                metadata: ["timeout": "\(healthCheck.timeout)"]
+            )
+            channel?.close(promise: nil)
+        }
+    }
+
+    private func armHealthTimer(_ deadline: NIODeadline) {
+        healthTimer?.cancel()
+        healthTimer = channel?.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) {
+            self.healthTimer = nil
+            self.carryOut(self.healthCheck.timerFired(now: .now()))
+        }
+    }
+
+    private func stopHealthCheck() {
+        healthTimer?.cancel()
+        healthTimer = nil
+        healthCheck.disconnected()
+    }
+
     private func protocolViolation(_ reason: String) {
         logger.error("the subscriber is out of step with Redis; reconnecting", metadata: ["reason": "\(reason)"])
         channel?.close(promise: nil)
@@ -230,6 +330,7 @@ final class SubscriberCore {
         switch command {
         case .subscribe(let name): arguments = ["SUBSCRIBE", .string(name)]
         case .unsubscribe(let name): arguments = ["UNSUBSCRIBE", .string(name)]
+        case .ping: arguments = ["PING"]
         }
         channel.write(HiredisCommandEncoder.encode(arguments, allocator: channel.allocator), promise: nil)
     }

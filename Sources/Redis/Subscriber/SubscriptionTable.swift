@@ -5,8 +5,8 @@ import NIOCore
 ///
 /// Many consumers of one channel share one Redis subscription: the first one to arrive sends
 /// SUBSCRIBE, the last one to leave sends UNSUBSCRIBE. The table also remembers, in order, the
-/// SUBSCRIBE and UNSUBSCRIBE commands Redis has yet to confirm, because Redis confirms (or refuses)
-/// them in the order they were sent and an error reply does not name its channel.
+/// SUBSCRIBE, UNSUBSCRIBE and PING commands Redis has yet to answer, because Redis answers (or
+/// refuses) them in the order they were sent and an error reply does not name its command.
 ///
 /// A value type that does no I/O: every event returns what the subscriber must do.
 struct SubscriptionTable<Consumer> {
@@ -35,6 +35,8 @@ struct SubscriptionTable<Consumer> {
     enum Command: Equatable {
         case subscribe(String)
         case unsubscribe(String)
+        /// The health check's (see ``SubscriberHealthCheck``).
+        case ping
     }
 
     private var channels: [String: ChannelState] = [:]
@@ -65,6 +67,8 @@ struct SubscriptionTable<Consumer> {
         case fail([Consumer])
         /// Consumers wait on a channel whose state Redis left unclear: subscribe it again.
         case send(Command)
+        /// Redis refused the PING: it is there, which is all the health check asks.
+        case pingRefused
         case none
         case protocolViolation(String)
     }
@@ -190,6 +194,8 @@ struct SubscriptionTable<Consumer> {
         case .subscribe(let channel):
             let members = channels.removeValue(forKey: channel)?.members.values.map(\.consumer) ?? []
             return .fail(members)
+        case .ping:
+            return .pingRefused
         case .unsubscribe(let channel):
             // Redis does not refuse UNSUBSCRIBE today; if it did, whether the channel is still
             // subscribed is unknown, and SUBSCRIBE is the one command that settles it either way.
@@ -201,6 +207,25 @@ struct SubscriptionTable<Consumer> {
             unconfirmed.append(.subscribe(channel))
             return .send(.subscribe(channel))
         }
+    }
+
+    /// A PING goes out, answered in turn with the commands before it.
+    mutating func pingSent() -> Command {
+        unconfirmed.append(.ping)
+        return .ping
+    }
+
+    /// Redis answered a PING. `false` when the oldest unanswered command is not a PING: the
+    /// connection is out of step.
+    mutating func pongReceived() -> Bool {
+        guard unconfirmed.first == .ping else { return false }
+        unconfirmed.removeFirst()
+        return true
+    }
+
+    /// The consumer with this id on `channel`, if it is there.
+    func consumer(id: Int, on channel: String) -> Consumer? {
+        channels[channel]?.members[id]?.consumer
     }
 
     /// The connection is gone: Redis forgot every subscription and will confirm nothing more.
