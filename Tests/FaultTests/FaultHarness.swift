@@ -41,7 +41,9 @@ final class FaultHarness: Sendable {
 
     private func finish() {
         let (processes, failed) = state.withLock { ($0.processes, $0.failed) }
-        for process in processes { process.killAndReap() }
+        // The servers before their redis-server, so that their logs end with the test, not with
+        // the loss of Redis.
+        for process in processes.reversed() { process.killAndReap() }
         if failed {
             for process in processes {
                 print("──── the end of \(process.name)'s log (pid \(process.pid), \(process.poll()?.description ?? "running")):\n\(process.logTail())")

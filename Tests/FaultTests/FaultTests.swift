@@ -12,4 +12,8 @@ struct FaultTests {
     static let answerBound = brokerTimeout + .seconds(1)
     /// `--lease-seconds`: how long a live sentinel outlives a producer that stopped renewing it.
     static let lease = Duration.seconds(ServerOptions().leaseSeconds)
+    /// How long a follower may wait to learn that its producer died: an idle follower checks on
+    /// its producer every 5 s (the coordinator's watchdog, which no flag sets), and gives it a lease
+    /// and an acknowledgement timeout to come back; then a margin.
+    static let followerEndBound = Duration.seconds(5 * 2) + lease + .milliseconds(ServerOptions().ackTimeoutMs) + .seconds(2)
 }

@@ -30,7 +30,7 @@ extension FaultTests {
             while a.process.isRunning, ContinuousClock.now < signalledAt + delay + .seconds(10) {
                 let health = await HTTP.send(.GET, "\(a.base)/healthz", timeout: .seconds(1))
                 let status = await HTTP.send(.GET, "\(a.base)/streams/nothing/status", timeout: .seconds(1))
-                if health.status == 200, status.status == 404, status.errorCode == "not_found" {
+                if health.status == 200, status.status == 404, status.errorCode == "stream_not_found" {
                     lastServed = ContinuousClock.now - signalledAt
                 } else {
                     refusal = refusal ?? "at \((ContinuousClock.now - signalledAt).seconds) s: /healthz \(health); status \(status)"
