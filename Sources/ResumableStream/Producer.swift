@@ -37,14 +37,19 @@ final class Producer: Sendable {
         requests: BrokerSubscription,
         onClose: @Sendable () -> Void
     ) async where Source.Element == String {
+        let produced = OneShot<Void>()
         await withDiscardingTaskGroup { group in
             group.addTask {
                 await self.produce(makeSource)
+                produced.set(())
                 // Ends the request loop below, and with it the lease and the listeners.
                 requests.cancel()
             }
             group.addTask { await self.keepLease() }
             await answer(requests, in: &group)
+            // The requests also end when the subscriber is closed under them: that stops the
+            // answers, not the source.
+            _ = await produced.wait()
             group.cancelAll()
         }
         onClose()
