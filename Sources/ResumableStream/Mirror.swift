@@ -35,7 +35,7 @@ final class Mirror: Sendable {
         // A live producer re-asserts its sentinel at once when Redis is back, and renews it every
         // third of its lease: gone for a lease and an acknowledgement timeout, it is dead.
         let recovery = Duration.seconds(core.options.leaseSeconds) + core.options.acknowledgementTimeout
-        self.machine = Mutex(FollowerHandshake(recoveryLimit: recovery))
+        self.machine = Mutex(FollowerHandshake(streamId: streamId, recoveryLimit: recovery))
     }
 
     /// Follows the stream until it ends or ``stop(_:)`` is called.

@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import Synchronization
 
@@ -16,6 +17,9 @@ final class Producer: Sendable {
     /// Set once the source has ended, however it ended.
     let sourceEnded = OneShot<Void>()
 
+    /// Names this stream's producer in the first message of each answer (see
+    /// ``WireProtocol/marked(_:producer:)``).
+    let producerId = UUID().uuidString
     private let core: ContextCore
     private let listeners = Mutex(ProducerListeners())
     private let lease: Mutex<SentinelLease>
@@ -187,6 +191,12 @@ final class Producer: Sendable {
         let frameSize = core.options.frameSize
         var offset = skip
         var first = true
+        // A listener of this project learns from the first message which producer answers it.
+        var mark = endReasons
+        func message(_ text: String) -> String {
+            defer { mark = false }
+            return mark ? WireProtocol.marked(text, producer: producerId) : text
+        }
         do {
             while true {
                 let read = first
@@ -199,10 +209,10 @@ final class Producer: Sendable {
                     offset = end
                     for frame in TextUnits.frames(of: text, maximumBytes: frameSize) {
                         // Nobody received it: the listener has gone, stop answering it.
-                        guard try await core.broker.publish(String(frame), to: channel) > 0 else { return }
+                        guard try await core.broker.publish(message(String(frame)), to: channel) > 0 else { return }
                     }
                 case .end(let outcome):
-                    try await core.broker.publish(WireProtocol.endMessage(Self.endReason(outcome), extended: endReasons), to: channel)
+                    try await core.broker.publish(message(WireProtocol.endMessage(Self.endReason(outcome), extended: endReasons)), to: channel)
                     return
                 }
             }

@@ -311,3 +311,49 @@ private func recovering() -> FollowerHandshake {
 }
 
 private let t0 = ContinuousClock.now
+
+/// A producer of this project names itself in the first message of each answer.
+struct ProducerMarkTests {
+    @Test func theMarkRoundTrips() {
+        let marked = WireProtocol.marked("text", producer: "p-1")
+        let (producer, message) = WireProtocol.producerMark(of: marked)
+        #expect(producer == "p-1")
+        #expect(message == "text")
+        #expect(WireProtocol.producerMark(of: "plain").producer == nil)
+        #expect(WireProtocol.producerMark(of: "plain").message == "plain")
+    }
+
+    @Test func aMarkedEndIsStillAnEnd() {
+        var handshake = FollowerHandshake(streamId: "s")
+        let end = WireProtocol.marked(WireProtocol.endMessage(.cancelled, extended: true), producer: "p-1")
+        #expect(handshake.received(end) == .finish(.failed(.cancelled)))
+    }
+
+    @Test func theFirstAnswerNamesTheProducerAndItsTextIsUnmarked() {
+        var handshake = FollowerHandshake(streamId: "s")
+        #expect(handshake.received(WireProtocol.marked("abc", producer: "p-1")) == .acknowledge("abc"))
+        #expect(handshake.producerId == "p-1")
+    }
+
+    @Test func anAnswerFromTheSameProducerAfterAGapIsTaken() {
+        var handshake = FollowerHandshake(streamId: "s")
+        _ = handshake.received(WireProtocol.marked("abc", producer: "p-1"))
+        _ = handshake.gap()
+        #expect(handshake.received(WireProtocol.marked("def", producer: "p-1")) == .acknowledge("def"))
+    }
+
+    @Test func anAnswerFromAnotherProducerIsANewStreamAndTheFollowedOneIsLost() {
+        var handshake = FollowerHandshake(streamId: "s")
+        _ = handshake.received(WireProtocol.marked("abc", producer: "p-1"))
+        _ = handshake.gap()
+        #expect(handshake.received(WireProtocol.marked("new", producer: "p-2")) == .finish(.failed(.producerLost(streamId: "s"))))
+        #expect(handshake.state == .done)
+    }
+
+    @Test func aReferenceProducerThatNamesNothingIsTaken() {
+        var handshake = FollowerHandshake(streamId: "s")
+        #expect(handshake.received("abc") == .acknowledge("abc"))
+        _ = handshake.gap()
+        #expect(handshake.received("def") == .acknowledge("def"))
+    }
+}

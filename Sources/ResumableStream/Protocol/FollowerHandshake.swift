@@ -55,7 +55,12 @@ struct FollowerHandshake {
     /// a mere silence, a sentinel that has gone means the producer has.
     private(set) var redisMayHaveRestarted = false
 
-    init(recoveryLimit: Duration = .seconds(20), brokerOutageLimit: Duration = .seconds(60)) {
+    /// The producer that answered first, when it named itself.
+    private(set) var producerId: String?
+    let streamId: String
+
+    init(streamId: String = "", recoveryLimit: Duration = .seconds(20), brokerOutageLimit: Duration = .seconds(60)) {
+        self.streamId = streamId
         self.recoveryLimit = recoveryLimit
         self.brokerOutageLimit = brokerOutageLimit
     }
@@ -65,6 +70,18 @@ struct FollowerHandshake {
         case .done:
             return .none
         case .requested, .checkingAfterTimeout:
+            // The first message of an answer; a producer of this project names itself in it. One
+            // that is not the producer this follower had is a new stream under the same id: the
+            // one followed has gone.
+            let (producer, rest) = WireProtocol.producerMark(of: message)
+            if let producer {
+                if let known = producerId, known != producer {
+                    state = .done
+                    return .finish(.failed(.producerLost(streamId: streamId)))
+                }
+                producerId = producer
+            }
+            let message = String(rest)
             if let reason = WireProtocol.endReason(of: message) {
                 return finish(reason)
             }

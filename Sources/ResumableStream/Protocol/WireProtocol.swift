@@ -37,6 +37,27 @@ struct WireProtocol: Sendable {
         }
     }
 
+    /// This project's producers start every answer to this project's listeners (those that ask for
+    /// end reasons) with a mark that names the producer: one per stream, so that a follower that
+    /// asks again after its producer died, once the id has been created anew, cannot take the new
+    /// stream's text for the rest of the old one. NUL cannot appear in a request's JSON, and the
+    /// mark goes only to listeners that asked for this project's extensions.
+    static let producerMarkStart = "\u{0}rs-producer:"
+    static let producerMarkEnd = "\u{0}"
+
+    /// `message`, as the first of an answer to a listener of this project.
+    static func marked(_ message: String, producer producerId: String) -> String {
+        producerMarkStart + producerId + producerMarkEnd + message
+    }
+
+    /// The producer's mark at the start of `message`, if any, and the message without it.
+    static func producerMark(of message: String) -> (producer: String?, message: Substring) {
+        guard message.hasPrefix(producerMarkStart) else { return (nil, Substring(message)) }
+        let afterStart = message.dropFirst(producerMarkStart.count)
+        guard let end = afterStart.firstIndex(of: "\u{0}") else { return (nil, Substring(message)) }
+        return (String(afterStart[..<end]), afterStart[afterStart.index(after: end)...])
+    }
+
     /// `nil` when `message` is data; the reason when it is an end message.
     static func endReason(of message: String) -> EndReason? {
         guard message.hasPrefix(endMessage) else { return nil }
