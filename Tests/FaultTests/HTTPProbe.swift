@@ -21,6 +21,12 @@ struct Answer: Sendable, CustomStringConvertible {
 
     var streamState: String? { headers.first(name: "Stream-State") }
 
+    /// The `state` of a JSON status answer.
+    var jsonState: String? {
+        struct Status: Decodable { let state: String }
+        return (try? JSONDecoder().decode(Status.self, from: Data(body.utf8)))?.state
+    }
+
     var description: String {
         let time = "after \(elapsed.seconds) s"
         if let failure { return "no answer \(time): \(failure)" }

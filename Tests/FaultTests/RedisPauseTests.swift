@@ -41,6 +41,8 @@ extension FaultTests {
             async let readyOnB = HTTP.send(.GET, "\(b.base)/readyz", timeout: .seconds(5))
             async let getOnA = HTTP.readPast(stream, offset: offsetAtPause, timeout: .seconds(5))
             async let headOnA = HTTP.send(.HEAD, stream, timeout: .seconds(5))
+            async let statusOnA = HTTP.send(.GET, "\(stream)/status", timeout: .seconds(5))
+            async let createOnA = HTTP.send(.POST, "\(a.base)/streams/refused-too", body: Demo(count: 3, intervalMs: 10).body, timeout: .seconds(5))
             async let readyOnA = HTTP.send(.GET, "\(a.base)/readyz", timeout: .seconds(5))
 
             h.checkRefusal(await getOnB, "GET of the stream on B while Redis is paused", status: 503, code: "broker_unavailable", within: bound)
@@ -50,6 +52,8 @@ extension FaultTests {
             h.checkRefusal(await createOnB, "POST of a new stream on B while Redis is paused", status: 503, code: "broker_unavailable", within: bound)
             h.checkRefusal(await readyOnB, "/readyz on B while Redis is paused", status: 503, code: "broker_unavailable", within: bound)
             h.checkRefusal(await readyOnA, "/readyz on A while Redis is paused", status: 503, code: "broker_unavailable", within: bound)
+            // A new id cannot be claimed without Redis, on any instance.
+            h.checkRefusal(await createOnA, "POST of a new stream on A while Redis is paused", status: 503, code: "broker_unavailable", within: bound)
             // The producer's own instance serves its stream from memory.
             let (resumed, resumedRead) = await getOnA
             h.check(resumed.status == 200 && resumed.failure == nil && resumed.elapsed <= bound,
@@ -57,6 +61,9 @@ extension FaultTests {
             let head = await headOnA
             h.check(head.status == 200 && head.streamState == "live" && head.elapsed <= bound,
                     "HEAD of the stream on A while Redis is paused: expected 200 live within \(bound.seconds) s, got \(head)")
+            let status = await statusOnA
+            h.check(status.status == 200 && status.jsonState == "live" && status.elapsed <= bound,
+                    "GET status of the stream on A while Redis is paused: expected 200 with \"state\":\"live\" within \(bound.seconds) s, got \(status)")
 
             // The fault's length: Redis stays paused for 10 s.
             try await Task.sleep(until: pausedAt + .seconds(10))
