@@ -49,12 +49,12 @@ final class Producer: Sendable {
                 // Ends the request loop below, and with it the lease and the listeners.
                 requests.cancel()
             }
-            group.addTask { await self.keepLease() }
+            group.addTask { await self.keepLease(until: produced) }
             await answer(requests, in: &group)
             // The requests also end when the subscriber is closed under them: that stops the
-            // answers, not the source.
-            _ = await produced.wait()
-            group.cancelAll()
+            // answers, not the source. The group then waits for the lease to stop and for each
+            // listener's answer to end with its end message: never cut short, bounded by the
+            // broker's timeout.
         }
         onClose()
         buffer.release()
@@ -150,14 +150,21 @@ final class Producer: Sendable {
         }
     }
 
-    /// Renews the sentinel's lease whenever it is due, until the task is cancelled (the producer
-    /// is done) or the sentinel says `DONE`.
-    private func keepLease() async {
-        while !Task.isCancelled {
+    /// Renews the sentinel's lease whenever it is due, until the stream is `DONE` (`produced` is
+    /// set, or the sentinel says so) or the task is cancelled.
+    private func keepLease(until produced: OneShot<Void>) async {
+        while !Task.isCancelled, produced.currentValue == nil {
             let (due, ended) = lease.withLock { ($0.nextRenewal, $0.ended) }
             if ended { return }
             if due > .now {
-                guard (try? await Task.sleep(until: due, clock: .continuous)) != nil else { return }
+                let stopped = await withTaskGroup(of: Bool.self) { group in
+                    group.addTask { (try? await Task.sleep(until: due, clock: .continuous)) == nil }
+                    group.addTask { _ = await produced.wait(); return true }
+                    let stopped = await group.next() ?? true
+                    group.cancelAll()
+                    return stopped
+                }
+                if stopped { return }
                 continue
             }
             await renewLease()

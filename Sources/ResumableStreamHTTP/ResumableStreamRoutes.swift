@@ -181,7 +181,13 @@ public struct ResumableStreamRoutes<Context: RequestContext>: Sendable {
         let framing = try self.framing(request)
         let offset = try Self.offset(request)
         guard let slot = metrics.takeReaderSlot(limit: configuration.maxReaders) else { throw tooManyReaders }
-        switch try await self.context.resumeExistingStream(id, resumeAt: offset) {
+        // A client that goes away while the stream is looked up (Redis slow, a producer slow to
+        // answer) cancels the lookup. The connection then closes after the response, which costs
+        // an event stream nothing: it is the connection's last response anyway.
+        let found = try await request.body.consumeWithCancellationOnInboundClose { _ in
+            try await self.context.resumeExistingStream(id, resumeAt: offset)
+        }
+        switch found {
         case .notFound:
             throw APIError.notFound(id)
         case .finished:

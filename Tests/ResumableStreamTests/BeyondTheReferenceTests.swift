@@ -1,5 +1,5 @@
 import Redis
-import ResumableStream
+@testable import ResumableStream
 import TestSupport
 import Testing
 
@@ -63,24 +63,38 @@ struct BeyondTheReferenceTests {
         }
     }
 
-    @Test(arguments: BrokerKind.allCases)
-    func aFollowerWhoseEndMessageIsLostStillEnds(kind: BrokerKind) async throws {
-        try await Deployment.with(kind, options: { $0.watchdogInterval = .milliseconds(200) }) { deployment throws in
-            // The test plays a producer that answers, then finishes without sending the end message.
+    /// The test plays a producer that answers, then finishes without sending the end message. A
+    /// follower that finds the stream finished asks again for the rest: a producer in its replay
+    /// grace sends it; without an answer the follower cannot know it has everything.
+    @Test(arguments: BrokerKind.allCases, [true, false])
+    func aFollowerWhoseEndMessageIsLostStillEnds(kind: BrokerKind, answered: Bool) async throws {
+        try await Deployment.with(kind, options: {
+            $0.watchdogInterval = .milliseconds(200)
+            $0.acknowledgementTimeout = .milliseconds(500)
+        }) { deployment throws in
             let broker = deployment.broker
             let sentinel = "\(deployment.prefix):rs:sentinel:lost-end"
             try await broker.set(sentinel, to: "1", expireInSeconds: 60)
             let requests = try await broker.subscribe(to: "\(deployment.prefix):rs:request:lost-end")
             defer { requests.cancel() }
 
-            async let follower = deployment.contexts[0].resumeExistingStream("lost-end").reader().text()
+            let follower = Task { try await deployment.contexts[0].resumeExistingStream("lost-end").reader().text() }
+            defer { follower.cancel() }
             var incoming = requests.makeAsyncIterator()
             guard case .message(let request)? = try await incoming.next(), let listener = listenerId(in: request) else {
                 Issue.record("expected a resume request"); return
             }
             try await broker.publish("everything", to: "\(deployment.prefix):rs:chunk:\(listener)")
             try await broker.set(sentinel, to: "DONE", expireInSeconds: 60)
-            #expect(try await follower == "everything")
+            guard case .message(let again)? = try await incoming.next(), let second = listenerId(in: again) else {
+                Issue.record("expected the follower to ask again"); return
+            }
+            guard answered else {
+                await #expect(throws: ResumableStreamError.missedEnd(streamId: "lost-end")) { _ = try await follower.value }
+                return
+            }
+            try await broker.publish(WireProtocol.endMessage, to: "\(deployment.prefix):rs:chunk:\(second)")
+            #expect(try await follower.value == "everything")
         }
     }
 

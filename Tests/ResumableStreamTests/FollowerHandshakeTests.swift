@@ -122,10 +122,18 @@ struct FollowerHandshakeTests {
         #expect(handshake.state == .requested)
     }
 
-    @Test func idleWithDoneSentinelCompletes() {
+    @Test func idleWithDoneSentinelAsksForTheRest() {
         var handshake = checkingWhileIdle()
-        #expect(handshake.checked(sentinel: "DONE", streamId: "s", now: t0) == .finish(.completed))
-        #expect(handshake.state == .done)
+        #expect(handshake.checked(sentinel: "DONE", streamId: "s", now: t0) == .requestAgain)
+        // A producer in its replay grace sends the rest and the end.
+        #expect(handshake.received(WireProtocol.endMessage) == .finish(.completed))
+    }
+
+    @Test func idleWithDoneSentinelAndNoAnswerMissedTheEnd() {
+        var handshake = checkingWhileIdle()
+        _ = handshake.checked(sentinel: "DONE", streamId: "s", now: t0)
+        _ = handshake.acknowledgementTimedOut()
+        #expect(handshake.checked(sentinel: "DONE", streamId: "s", now: t0) == .finish(.failed(.missedEnd(streamId: "s"))))
     }
 
     @Test func idleWithoutSentinelLostTheProducer() {
@@ -137,17 +145,16 @@ struct FollowerHandshakeTests {
     @Test func aSentinelGoneAfterAnIdleRequestLostTheProducerAtOnce() {
         // Nothing suggests Redis lost its state: the producer stopped renewing its lease.
         var handshake = checkingWhileIdle()
-        _ = handshake.checked(sentinel: "1", streamId: "s", now: t0)
+        _ = handshake.checked(sentinel: "DONE", streamId: "s", now: t0)
         _ = handshake.acknowledgementTimedOut()
         #expect(handshake.checked(sentinel: nil, streamId: "s", now: t0 + .seconds(1)) == .finish(.failed(.producerLost(streamId: "s"))))
     }
 
-    @Test func idleWithALiveProducerAsksAgain() {
+    @Test func idleWithALiveProducerGoesOnStreaming() {
         var handshake = checkingWhileIdle()
-        #expect(handshake.checked(sentinel: "2", streamId: "s", now: t0) == .requestAgain)
-        #expect(handshake.state == .requested)
-        #expect(handshake.received("more") == .acknowledge("more"))
+        #expect(handshake.checked(sentinel: "2", streamId: "s", now: t0) == .none)
         #expect(handshake.state == .streaming)
+        #expect(handshake.received("more") == .append("more"))
     }
 
     @Test func messageArrivingDuringAnIdleCheckWins() {

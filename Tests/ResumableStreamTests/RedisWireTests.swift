@@ -17,6 +17,10 @@ struct RedisWireTests {
             let source = ManualSource()
             let reader = try await deployment.contexts[0].resumableStream("wire", source: source.make).reader()
             source.send("Hello ", "wire")
+            // Asked once the producer has both chunks, so that the answer's first message is known.
+            var local = reader.makeAsyncIterator()
+            var seen = ""
+            while seen.count < 10, let chunk = try await local.next() { seen += chunk.text }
             let subscriber = try await RedisSubscriber.connect(configuration: Deployment.redisConfiguration())
             defer { Task { await subscriber.close() } }
             let listener = "reference-\(UUID().uuidString)"

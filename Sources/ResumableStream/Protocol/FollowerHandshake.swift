@@ -145,19 +145,23 @@ struct FollowerHandshake {
             return .finish(.failed(.acknowledgementTimeout(streamId: streamId)))
         case .checkingWhileIdle:
             if sentinel == WireProtocol.doneValue {
-                // The end message was lost; the stream is over.
-                return finish(.completed)
+                // The end message was lost, or chunks before it too, or the id was created anew
+                // and finished since this follower's producer died: only an answer tells. A
+                // producer in its replay grace sends the rest and the end; none answering leaves
+                // `.missedEnd`, never a text that may be shorter taken as complete.
+                hadGap = true
+                state = .requested
+                return .requestAgain
             }
             if sentinel == nil {
                 state = .done
                 return .finish(.failed(.producerLost(streamId: streamId)))
             }
-            // Live, and silent for a while: ask again from what this follower has. A producer
-            // whose PUBLISH to this follower failed (Redis paused, a connection cut) has stopped
-            // answering it, and nothing else would tell; asking again costs one request.
-            hadGap = true
-            state = .requested
-            return .requestAgain
+            // Live and silent. Asking again now would race the end of the stream (the answer to
+            // the old listener is dropped with it); a producer that stopped answering this
+            // follower (its PUBLISH failed) is found at the latest when the stream ends.
+            state = .streaming
+            return .none
         case .requested, .streaming, .done:
             // A message arrived while the check ran; its outcome no longer matters.
             return .none
