@@ -24,6 +24,20 @@ public struct ServerConfiguration: Sendable {
     public var retryMilliseconds = 1000
     /// At SIGTERM: how long running producers may go on before they are cancelled.
     public var drainTimeout: Duration = .seconds(30)
+    /// At SIGTERM: how long the instance still answers requests, `/readyz` saying `503`, before it
+    /// closes its listener, so that a load balancer sees it go; runs alongside the drain.
+    public var shutdownDelay: Duration = .seconds(5)
+    /// How long a connection may take to send a request head, from its opening or from the first
+    /// bytes of a request that follows another.
+    public var headerTimeout: Duration = .seconds(10)
+    /// How long a kept-alive connection may wait between requests.
+    public var idleTimeout: Duration = .seconds(60)
+    /// The bound on every Redis call (the command timeout of the client and the subscriber).
+    public var brokerTimeout: Duration = .seconds(2)
+    /// The lease of a live stream's sentinel, in seconds: a producer that dies frees its id within it.
+    public var leaseSeconds = 15
+    /// How long a finished stream's `DONE` sentinel stays, in seconds.
+    public var doneExpirySeconds = 86_400
     /// Origins the `proxy` source may reach (`*` for any); empty switches it off.
     public var proxyAllowedOrigins: [String] = []
     public var logLevel: Logger.Level = .info

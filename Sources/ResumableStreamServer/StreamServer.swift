@@ -42,6 +42,7 @@ public struct StreamServer: Sendable {
         if let url = configuration.redisURL {
             var redis = try RedisConfiguration(url: url)
             redis.clientName = redis.clientName ?? "resumable-stream"
+            redis.commandTimeout = TimeAmount(configuration.brokerTimeout)
             let client = try await RedisClient.connect(configuration: redis, logger: logger)
             let subscriber: RedisSubscriber
             do {
@@ -60,11 +61,15 @@ public struct StreamServer: Sendable {
         options.keyPrefix = configuration.keyPrefix
         options.acknowledgementTimeout = configuration.acknowledgementTimeout
         options.replayGrace = configuration.replayGrace
+        options.leaseSeconds = configuration.leaseSeconds
+        options.doneExpirySeconds = configuration.doneExpirySeconds
         options.streamBufferLimit = configuration.streamBufferLimit
         options.processBufferLimit = configuration.processBufferLimit
         options.logger = logger
         let context = ResumableStreamContext(broker: broker, options: options)
         self.context = context
+        // Owns every producer and mirror; it stops after the services that use it.
+        services.append(context)
 
         let httpClient = HTTPClient(
             eventLoopGroupProvider: .shared(MultiThreadedEventLoopGroup.singleton),
@@ -93,6 +98,7 @@ public struct StreamServer: Sendable {
 
         let application = Application(
             router: router,
+            server: .resumableStream(headerTimeout: configuration.headerTimeout, idleTimeout: configuration.idleTimeout, logger: logger),
             configuration: ApplicationConfiguration(
                 address: .hostname(configuration.host, port: configuration.port),
                 serverName: "resumable-stream",
@@ -102,10 +108,11 @@ public struct StreamServer: Sendable {
             logger: logger
         )
         services.append(HTTPClientService(client: httpClient))
-        // Shut down in reverse order: first the drain, then the HTTP server (which waits for the
-        // responses in progress), then the proxy's client and the broker's connections.
+        // Shut down in reverse order: first the drain and the shutdown delay, then the HTTP server
+        // (which closes its listener and waits for the responses in progress), then the proxy's
+        // client and the broker's connections.
         services.append(application)
-        services.append(StreamDrainService(context: context, drainTimeout: configuration.drainTimeout))
+        services.append(StreamDrainService(context: context, drainTimeout: configuration.drainTimeout, shutdownDelay: configuration.shutdownDelay))
         var groupConfiguration = ServiceGroupConfiguration(
             services: services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) },
             gracefulShutdownSignals: signals,
@@ -113,15 +120,16 @@ public struct StreamServer: Sendable {
             logger: logger
         )
         // A client that stopped reading would hold the server's shutdown forever: after the drain
-        // and a margin, what still runs is cancelled.
-        groupConfiguration.maximumGracefulShutdownDuration = configuration.drainTimeout + Duration.seconds(10)
+        // (or the delay, when longer) and a margin, what still runs is cancelled.
+        groupConfiguration.maximumGracefulShutdownDuration = max(configuration.drainTimeout, configuration.shutdownDelay) + Duration.seconds(10)
         groupConfiguration.maximumCancellationDuration = .seconds(5)
         self.group = ServiceGroup(configuration: groupConfiguration)
     }
 
-    /// Serves until SIGTERM or SIGINT (or ``shutdown()``), then drains: new streams are refused,
-    /// running producers get the drain timeout, their readers end, and the server and the
-    /// broker's connections close.
+    /// Serves until SIGTERM or SIGINT (or ``shutdown()``), then drains: new streams are refused
+    /// and `/readyz` says `503` at once, running producers get the drain timeout, their readers end,
+    /// and once the drain and the shutdown delay are both over, the server and the broker's
+    /// connections close.
     public func run() async throws {
         try await group.run()
     }

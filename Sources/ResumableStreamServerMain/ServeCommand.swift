@@ -52,6 +52,24 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Seconds running streams get to finish at SIGTERM (DRAIN_SECONDS).")
     var drainSeconds = Self.integer("DRAIN_SECONDS") ?? 30
 
+    @Option(help: "Seconds the instance still answers at SIGTERM, /readyz saying 503, before it closes its listener (SHUTDOWN_DELAY_SECONDS).")
+    var shutdownDelaySeconds = Self.integer("SHUTDOWN_DELAY_SECONDS") ?? 5
+
+    @Option(help: "Seconds a connection may take to send a request head (HEADER_TIMEOUT_SECONDS).")
+    var headerTimeoutSeconds = Self.integer("HEADER_TIMEOUT_SECONDS") ?? 10
+
+    @Option(help: "Seconds a kept-alive connection may wait between requests (IDLE_TIMEOUT_SECONDS).")
+    var idleTimeoutSeconds = Self.integer("IDLE_TIMEOUT_SECONDS") ?? 60
+
+    @Option(help: "Milliseconds any Redis call may take (BROKER_TIMEOUT_MS).")
+    var brokerTimeoutMs = Self.integer("BROKER_TIMEOUT_MS") ?? 2000
+
+    @Option(help: "Seconds of a live stream's lease, which its producer renews; a dead producer's id is free after it (LEASE_SECONDS).")
+    var leaseSeconds = Self.integer("LEASE_SECONDS") ?? 15
+
+    @Option(help: "Seconds a finished stream stays marked done (DONE_EXPIRY_SECONDS).")
+    var doneExpirySeconds = Self.integer("DONE_EXPIRY_SECONDS") ?? 86_400
+
     @Option(help: "Comma-separated origins the proxy source may reach, or * (PROXY_ALLOWED_ORIGINS); none by default.")
     var proxyAllowedOrigins = Self.environment("PROXY_ALLOWED_ORIGINS") ?? ""
 
@@ -62,6 +80,8 @@ struct ServeCommand: AsyncParsableCommand {
     static let integerVariables = [
         "PORT", "ACK_TIMEOUT_MS", "REPLAY_GRACE_SECONDS", "STREAM_BUFFER_LIMIT", "PROCESS_BUFFER_LIMIT",
         "MAX_STREAMS", "MAX_READERS", "MAX_BODY_SIZE", "HEARTBEAT_SECONDS", "DRAIN_SECONDS",
+        "SHUTDOWN_DELAY_SECONDS", "HEADER_TIMEOUT_SECONDS", "IDLE_TIMEOUT_SECONDS", "BROKER_TIMEOUT_MS",
+        "LEASE_SECONDS", "DONE_EXPIRY_SECONDS",
     ]
 
     func validate() throws {
@@ -72,10 +92,20 @@ struct ServeCommand: AsyncParsableCommand {
         }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown log level '\(logLevel)'") }
         guard (0...65535).contains(port) else { throw ValidationError("the port must be between 0 and 65535") }
-        for (name, value) in [("max-streams", maxStreams), ("max-readers", maxReaders), ("max-body-size", maxBodySize), ("heartbeat-seconds", heartbeatSeconds)] {
+        let positive = [
+            ("max-streams", maxStreams), ("max-readers", maxReaders), ("max-body-size", maxBodySize),
+            ("heartbeat-seconds", heartbeatSeconds), ("header-timeout-seconds", headerTimeoutSeconds),
+            ("idle-timeout-seconds", idleTimeoutSeconds), ("broker-timeout-ms", brokerTimeoutMs),
+            ("lease-seconds", leaseSeconds), ("done-expiry-seconds", doneExpirySeconds),
+        ]
+        for (name, value) in positive {
             guard value > 0 else { throw ValidationError("--\(name) must be positive") }
         }
-        for (name, value) in [("ack-timeout-ms", ackTimeoutMs), ("replay-grace-seconds", replayGraceSeconds), ("drain-seconds", drainSeconds)] {
+        let nonNegative = [
+            ("ack-timeout-ms", ackTimeoutMs), ("replay-grace-seconds", replayGraceSeconds),
+            ("drain-seconds", drainSeconds), ("shutdown-delay-seconds", shutdownDelaySeconds),
+        ]
+        for (name, value) in nonNegative {
             guard value >= 0 else { throw ValidationError("--\(name) must not be negative") }
         }
     }
@@ -95,6 +125,12 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.maxRequestBodySize = maxBodySize
         configuration.heartbeatInterval = .seconds(heartbeatSeconds)
         configuration.drainTimeout = .seconds(drainSeconds)
+        configuration.shutdownDelay = .seconds(shutdownDelaySeconds)
+        configuration.headerTimeout = .seconds(headerTimeoutSeconds)
+        configuration.idleTimeout = .seconds(idleTimeoutSeconds)
+        configuration.brokerTimeout = .milliseconds(brokerTimeoutMs)
+        configuration.leaseSeconds = leaseSeconds
+        configuration.doneExpirySeconds = doneExpirySeconds
         configuration.proxyAllowedOrigins = proxyAllowedOrigins.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
         configuration.logLevel = Logger.Level(rawValue: logLevel) ?? .info
 

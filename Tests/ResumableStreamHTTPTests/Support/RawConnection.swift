@@ -29,6 +29,18 @@ struct RawConnection {
         try await write(Array(String(bytes.count, radix: 16).utf8) + [13, 10] + bytes + [13, 10])
     }
 
+    /// Everything the server sends until it closes the connection, or until the connection fails
+    /// (a reset, when the server closed while the test still wrote).
+    func readUntilClosed() async -> String {
+        var text = ""
+        try? await channel.executeThenClose { inbound, _ in
+            for try await piece in inbound {
+                text += String(buffer: piece)
+            }
+        }
+        return text
+    }
+
     /// Everything the server sends until it closes the connection.
     func readToClose() async throws -> String {
         var text = ""

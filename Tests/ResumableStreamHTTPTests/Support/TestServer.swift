@@ -38,6 +38,11 @@ final class TestServer: Sendable {
         configuration.port = 0
         configuration.keyPrefix = prefix
         configuration.logLevel = .warning
+        // Tests stop their servers at once; the one that tests the delay sets it.
+        configuration.shutdownDelay = .zero
+        // The suites run many servers at once on a few cores; no test here is about the broker's
+        // bound, and a Redis reply late by seconds under that load is no failure of the service.
+        configuration.brokerTimeout = .seconds(10)
         if redis {
             guard let url = ProcessInfo.processInfo.environment["REDIS_URL"] else { throw MissingRedis() }
             configuration.redisURL = url
@@ -65,6 +70,11 @@ final class TestServer: Sendable {
     /// What SIGTERM does; returns when the server has stopped.
     func stop() async {
         await server.shutdown()
+        await stopped()
+    }
+
+    /// Returns when the server has stopped.
+    func stopped() async {
         _ = await task.result
     }
 
