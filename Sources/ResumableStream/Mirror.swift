@@ -124,14 +124,22 @@ final class Mirror: Sendable {
 
     /// While the stream is idle, checks now and then that it is still live, so that a lost end
     /// message or a producer that died does not leave the followers waiting forever.
+    /// The check comes one interval after the last message, not on a fixed beat that could make
+    /// it nearly two intervals late.
     private func watch() async {
         let interval = core.options.watchdogInterval
-        while (try? await Task.sleep(for: interval)) != nil {
-            guard ContinuousClock.now - lastMessage.withLock({ $0 }) >= interval else { continue }
+        var notBefore = ContinuousClock.now + interval
+        while !Task.isCancelled {
+            let due = max(lastMessage.withLock { $0 } + interval, notBefore)
+            if due > .now {
+                guard (try? await Task.sleep(until: due, clock: .continuous)) != nil else { return }
+                continue
+            }
             if machine.withLock({ $0.idle() }) == .check {
                 await check()
             }
             if isDone { return }
+            notBefore = .now + interval
         }
     }
 
@@ -144,7 +152,46 @@ final class Mirror: Sendable {
             if Task.isCancelled { return }
             action = machine.withLock { $0.brokerFailed("\(error)", streamId: streamId, now: .now) }
         }
-        perform(action)
+        if action == .probe {
+            await probe()
+        } else {
+            perform(action)
+        }
+    }
+
+    /// Asks the stream's producer to name itself, on a listener of its own, so that the upstream
+    /// is left as it is; waits for the answer as long as for an acknowledgement.
+    private func probe() async {
+        let listenerId = "probe-\(UUID().uuidString)"
+        let producer: String?
+        do {
+            let answers = try await core.broker.subscribe(to: core.wire.chunkChannel(listenerId))
+            defer { answers.cancel() }
+            try await core.broker.publish(WireProtocol.encode(.probe(listenerId: listenerId)), to: core.wire.requestChannel(streamId))
+            producer = await withTaskGroup(of: String??.self) { group in
+                group.addTask {
+                    var iterator = answers.makeAsyncIterator()
+                    while let event = try? await iterator.next() {
+                        if case .message(let message) = event {
+                            return .some(WireProtocol.producerMark(of: message).producer)
+                        }
+                    }
+                    return .some(nil)
+                }
+                group.addTask {
+                    try? await Task.sleep(for: self.core.options.acknowledgementTimeout)
+                    return .none
+                }
+                let first = await group.next() ?? nil
+                group.cancelAll()
+                return first ?? nil
+            }
+        } catch {
+            if Task.isCancelled { return }
+            perform(machine.withLock { $0.brokerFailed("\(error)", streamId: streamId, now: .now) })
+            return
+        }
+        perform(machine.withLock { $0.probed(producer: producer, streamId: streamId) })
     }
 
     private func perform(_ action: FollowerHandshake.Action) {
@@ -168,7 +215,7 @@ final class Mirror: Sendable {
         case .requestAgain:
             // Ends the current upstream's loop; `follow` asks again with a new listener.
             upstream.withLock { $0.subscription }?.cancel()
-        case .check, .none:
+        case .check, .probe, .none:
             break
         }
     }

@@ -141,6 +141,10 @@ final class Producer: Sendable {
                     group.addTask { await self.publish(to: listenerId, from: skip, endReasons: endReasons) }
                 case .cancel:
                     cancel()
+                case .identify(let listenerId):
+                    let message = WireProtocol.marked("", producer: producerId)
+                    let channel = core.wire.chunkChannel(listenerId)
+                    group.addTask { _ = try? await self.core.broker.publish(message, to: channel) }
                 case .ignore:
                     continue
                 }

@@ -181,13 +181,11 @@ public struct ResumableStreamRoutes<Context: RequestContext>: Sendable {
         let framing = try self.framing(request)
         let offset = try Self.offset(request)
         guard let slot = metrics.takeReaderSlot(limit: configuration.maxReaders) else { throw tooManyReaders }
-        // A client that goes away while the stream is looked up (Redis slow, a producer slow to
-        // answer) cancels the lookup. The connection then closes after the response, which costs
-        // an event stream nothing: it is the connection's last response anyway.
-        let found = try await request.body.consumeWithCancellationOnInboundClose { _ in
-            try await self.context.resumeExistingStream(id, resumeAt: offset)
-        }
-        switch found {
+        // A client that goes away while the stream is looked up waits no longer than the broker's
+        // timeout: Hummingbird cancels a handler on a closed connection only through
+        // consumeWithCancellationOnInboundClose, which also closes the connection after every
+        // response, and a client that reuses it then races that close.
+        switch try await self.context.resumeExistingStream(id, resumeAt: offset) {
         case .notFound:
             throw APIError.notFound(id)
         case .finished:

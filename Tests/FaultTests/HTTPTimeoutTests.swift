@@ -12,9 +12,10 @@ extension FaultTests {
             let headerTimeout = Duration.seconds(1), idleTimeout = Duration.seconds(2)
             let a = try await h.startServer("A", redis: nil, options: options)
 
+            // Taken before the connections open: the server's timer starts when it accepts one.
+            let connectedAt = ContinuousClock.now
             let silent = try await TCPConnection.connect(port: a.port)
             let trickling = try await TCPConnection.connect(port: a.port)
-            let connectedAt = ContinuousClock.now
             let head = Array("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: a-slow-client\r\n\r\n".utf8)
             async let silentEnd = silent.timeUntilClosed(since: connectedAt, sending: [], every: .zero, timeout: .seconds(8))
             async let tricklingEnd = trickling.timeUntilClosed(since: connectedAt, sending: head, every: .milliseconds(300), timeout: .seconds(8))

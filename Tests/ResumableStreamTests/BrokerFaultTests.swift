@@ -10,7 +10,7 @@ import Testing
 struct BrokerFaultTests {
     /// Short bounds, so that a failure is an answer within a second.
     private static func fastRedis(_ configuration: inout RedisConfiguration) {
-        configuration.commandTimeout = .milliseconds(500)
+        configuration.commandTimeout = .seconds(1)
         configuration.reconnectMaximumDelay = .milliseconds(200)
     }
 
@@ -90,6 +90,40 @@ struct BrokerFaultTests {
             #expect("a," + rest == "a,b,")
             #expect(try await newcomer.text() == "a,b,")
             #expect(try await created.value == "a,b,")
+        }
+    }
+
+    /// The id of a dead producer is created anew while a follower of the old stream still waits:
+    /// the follower ends with `.producerLost`, with none of the new stream's text.
+    @Test func aFollowerOfADeadProducerTakesNothingOfTheStreamCreatedAnew() async throws {
+        try await Deployment.with(.redis, contexts: 2, options: { options in
+            Self.fastOptions(&options)
+            options.watchdogInterval = .seconds(2)
+        }) { deployment throws in
+            let source = ManualSource()
+            _ = try await deployment.contexts[0].resumableStream("reborn", source: source.make).reader()
+            source.send("old,")
+            let follower = try await deployment.contexts[1].resumeExistingStream("reborn").reader()
+            var chunks = follower.makeAsyncIterator()
+            #expect(try await chunks.next()?.text == "old,")
+            await deployment.kill(context: 0)
+            try await eventually(timeout: .seconds(6)) {
+                (try? await deployment.contexts[1].state(of: "reborn")) == ResumableStreamState.none
+            }
+            let again = ManualSource()
+            guard case .created(let reader) = try await deployment.contexts[1].createStreamIfAbsent("reborn", source: again.make) else {
+                Issue.record("the id was not free after the lease")
+                return
+            }
+            again.send("new,")
+            again.finish()
+            #expect(try await reader.text() == "new,")
+            await #expect(throws: ResumableStreamError.producerLost(streamId: "reborn")) {
+                while let chunk = try await chunks.next() {
+                    Issue.record("the follower of the dead producer read \(chunk.text)")
+                }
+            }
+            source.finish()
         }
     }
 

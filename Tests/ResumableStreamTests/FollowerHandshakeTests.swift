@@ -364,3 +364,53 @@ struct ProducerMarkTests {
         #expect(handshake.received("def") == .acknowledge("def"))
     }
 }
+
+/// An idle follower of a live stream asks a producer of this project to name itself.
+struct ProbeTests {
+    private func idleFollowerOf(_ producer: String?) -> FollowerHandshake {
+        var handshake = FollowerHandshake(streamId: "s")
+        _ = handshake.received(producer.map { WireProtocol.marked("abc", producer: $0) } ?? "abc")
+        _ = handshake.idle()
+        return handshake
+    }
+
+    @Test func aLiveIdleStreamOfThisProjectsProducerIsProbed() {
+        var handshake = idleFollowerOf("p-1")
+        #expect(handshake.checked(sentinel: "1", streamId: "s", now: .now) == .probe)
+        #expect(handshake.state == .probing)
+    }
+
+    @Test func aReferenceProducerIsNotProbed() {
+        var handshake = idleFollowerOf(nil)
+        #expect(handshake.checked(sentinel: "1", streamId: "s", now: .now) == .none)
+        #expect(handshake.state == .streaming)
+    }
+
+    @Test func theSameProducerOrNoAnswerGoesOnStreaming() {
+        for answer in ["p-1", nil] as [String?] {
+            var handshake = idleFollowerOf("p-1")
+            _ = handshake.checked(sentinel: "1", streamId: "s", now: .now)
+            #expect(handshake.probed(producer: answer, streamId: "s") == .none)
+            #expect(handshake.state == .streaming)
+        }
+    }
+
+    @Test func anotherProducerMeansTheFollowedOneIsLost() {
+        var handshake = idleFollowerOf("p-1")
+        _ = handshake.checked(sentinel: "1", streamId: "s", now: .now)
+        #expect(handshake.probed(producer: "p-2", streamId: "s") == .finish(.failed(.producerLost(streamId: "s"))))
+    }
+
+    @Test func dataDuringTheProbeIsTakenAndTheProbeForgotten() {
+        var handshake = idleFollowerOf("p-1")
+        _ = handshake.checked(sentinel: "1", streamId: "s", now: .now)
+        #expect(handshake.received("more") == .append("more"))
+        #expect(handshake.probed(producer: "p-2", streamId: "s") == .none)
+        #expect(handshake.state == .streaming)
+    }
+
+    @Test func theProbeRoundTripsOnTheWire() {
+        let request = WireProtocol.encode(.probe(listenerId: "probe-1"))
+        #expect(WireProtocol.decodeRequest(request) == .probe(listenerId: "probe-1"))
+    }
+}

@@ -24,6 +24,9 @@ struct FollowerHandshake {
         case checkingAfterTimeout
         /// Waiting for the sentinel, read because the stream was idle.
         case checkingWhileIdle
+        /// The stream is live and idle: asking its producer to name itself (a producer of this
+        /// project that is not the one followed means a new stream under the same id).
+        case probing
         case done
     }
 
@@ -36,6 +39,8 @@ struct FollowerHandshake {
         case check
         /// Messages may be lost: subscribe a new listener and ask again from the current length.
         case requestAgain
+        /// Ask the producer to name itself on a listener of its own, then call `probed`.
+        case probe
         case none
     }
 
@@ -90,7 +95,7 @@ struct FollowerHandshake {
             brokerFailingSince = nil
             redisMayHaveRestarted = false
             return .acknowledge(message)
-        case .streaming, .checkingWhileIdle:
+        case .streaming, .checkingWhileIdle, .probing:
             if let reason = WireProtocol.endReason(of: message) {
                 return finish(reason)
             }
@@ -159,13 +164,31 @@ struct FollowerHandshake {
             }
             // Live and silent. Asking again now would race the end of the stream (the answer to
             // the old listener is dropped with it); a producer that stopped answering this
-            // follower (its PUBLISH failed) is found at the latest when the stream ends.
-            state = .streaming
-            return .none
-        case .requested, .streaming, .done:
+            // follower (its PUBLISH failed) is found at the latest when the stream ends. A producer
+            // of this project is asked to name itself: the id may have been created anew since
+            // the one followed died.
+            guard producerId != nil else {
+                state = .streaming
+                return .none
+            }
+            state = .probing
+            return .probe
+        case .requested, .streaming, .probing, .done:
             // A message arrived while the check ran; its outcome no longer matters.
             return .none
         }
+    }
+
+    /// The answer to `.probe`: the producer that named itself, or `nil` when none answered in time.
+    mutating func probed(producer: String?, streamId: String) -> Action {
+        guard state == .probing else { return .none }
+        if let producer, let known = producerId, producer != known {
+            state = .done
+            return .finish(.failed(.producerLost(streamId: streamId)))
+        }
+        // The same producer, or no answer: the lease tells whether it lives.
+        state = .streaming
+        return .none
     }
 
     /// The broker did not answer the check, or the subscribe or request of a new upstream.
@@ -176,7 +199,7 @@ struct FollowerHandshake {
         switch state {
         case .done:
             return .none
-        case .checkingWhileIdle, .streaming:
+        case .checkingWhileIdle, .streaming, .probing:
             hadGap = true
         case .requested, .checkingAfterTimeout:
             guard hadGap else {
@@ -204,7 +227,7 @@ struct FollowerHandshake {
         switch state {
         case .done:
             return .none
-        case .requested, .checkingAfterTimeout, .streaming, .checkingWhileIdle:
+        case .requested, .checkingAfterTimeout, .streaming, .checkingWhileIdle, .probing:
             state = .requested
             hadGap = true
             redisMayHaveRestarted = true

@@ -18,6 +18,8 @@ struct ProducerListeners {
         case answer(listenerId: String, skip: Int, endReasons: Bool)
         /// Stop the source (the stream was cancelled), or end the replay grace if it has ended.
         case cancel
+        /// Tell this listener which producer this is, and nothing else.
+        case identify(listenerId: String)
         case ignore
     }
 
@@ -31,6 +33,8 @@ struct ProducerListeners {
             // A repeated request of a listener that is being answered would send its text twice.
             guard listeners.insert(listenerId).inserted else { return .ignore }
             return .answer(listenerId: listenerId, skip: skip, endReasons: endReasons)
+        case .probe(let listenerId):
+            return .identify(listenerId: listenerId)
         }
     }
 

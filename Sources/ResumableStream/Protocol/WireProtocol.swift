@@ -80,6 +80,10 @@ struct WireProtocol: Sendable {
         /// reference producer reads it as a resume request past the end, answers an empty string on a
         /// channel nobody listens to, and goes on.
         case cancel
+        /// `{"listenerId": ..., "skipCharacters": <past any end>, "probe": true}`: this project's
+        /// extension. A producer of this project answers with its mark alone; a reference producer
+        /// reads it as a resume request past the end and answers an empty string.
+        case probe(listenerId: String)
     }
 
     static func encode(_ request: Request) -> String {
@@ -88,6 +92,8 @@ struct WireProtocol: Sendable {
             return json(RequestJSON(listenerId: listenerId, skipCharacters: skip, endReasons: endReasons ? true : nil))
         case .cancel:
             return json(RequestJSON(listenerId: "cancel-\(UUID().uuidString)", skipCharacters: Int(Int32.max), cancel: true))
+        case .probe(let listenerId):
+            return json(RequestJSON(listenerId: listenerId, skipCharacters: Int(Int32.max), probe: true))
         }
     }
 
@@ -99,6 +105,9 @@ struct WireProtocol: Sendable {
             return .cancel
         }
         guard let listenerId = request.listenerId, !listenerId.isEmpty else { return nil }
+        if request.probe == true {
+            return .probe(listenerId: listenerId)
+        }
         return .resume(listenerId: listenerId, skip: max(request.skipCharacters ?? 0, 0), endReasons: request.endReasons == true)
     }
 
@@ -107,6 +116,7 @@ struct WireProtocol: Sendable {
         var skipCharacters: Int?
         var endReasons: Bool?
         var cancel: Bool?
+        var probe: Bool?
     }
 
     private struct EndJSON: Codable {
