@@ -34,7 +34,7 @@ public struct APIError: HTTPResponseError, Sendable, Equatable {
             let state: String?
         }
         let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return (try? encoder.encode(Body(error: code, message: message, state: state))) ?? Data(#"{"error":"internal"}"#.utf8)
     }
 }

@@ -43,6 +43,9 @@ public struct StreamServer: Sendable {
             var redis = try RedisConfiguration(url: url)
             redis.clientName = redis.clientName ?? "resumable-stream"
             redis.commandTimeout = TimeAmount(configuration.brokerTimeout)
+            // Redis that comes back is found within half a second: a live stream is joinable
+            // again within two. Attempts against a Redis that is down cost a refused connection.
+            redis.reconnectMaximumDelay = .milliseconds(500)
             let client = try await RedisClient.connect(configuration: redis, logger: logger)
             let subscriber: RedisSubscriber
             do {
