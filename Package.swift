@@ -138,7 +138,7 @@ let package = Package(
             ]
         ),
         // What both test targets share.
-        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["Redis"], path: "Tests/TestSupport"),
         .testTarget(
             name: "ResumableStreamTests",
             dependencies: [

@@ -11,7 +11,7 @@ struct RedisFaultTests {
     private let prompt = Duration.seconds(3)
 
     @Test func commandsToAPausedServerAreCancelledPromptlyAndLaterRepliesReachTheirOwnCallers() async throws {
-        let server = try await PausableRedisServer.start()
+        let server = try await PrivateRedisServer.start()
         defer { server.stop() }
         var configuration = try server.configuration()
         configuration.commandTimeout = .seconds(60)
@@ -47,7 +47,7 @@ struct RedisFaultTests {
     }
 
     @Test func aCommandCancelledWhileWaitingForItsBatchIsNotAnsweredToItsCaller() async throws {
-        let server = try await PausableRedisServer.start()
+        let server = try await PrivateRedisServer.start()
         defer { server.stop() }
         var configuration = try server.configuration()
         configuration.commandTimeout = .seconds(60)
@@ -93,7 +93,7 @@ struct RedisFaultTests {
     }
 
     @Test func aSubscribeWaitingForAPausedServerIsCancelledPromptly() async throws {
-        let server = try await PausableRedisServer.start()
+        let server = try await PrivateRedisServer.start()
         defer { server.stop() }
         var configuration = try server.configuration()
         configuration.commandTimeout = .seconds(60)
@@ -136,7 +136,7 @@ struct RedisFaultTests {
     }
 
     @Test func whileReconnectingToAPausedServerCallsFailWithinTheirOwnTimeout() async throws {
-        let server = try await PausableRedisServer.start()
+        let server = try await PrivateRedisServer.start()
         defer { server.stop() }
         var configuration = try server.configuration()
         let commandTimeout = TimeAmount.milliseconds(500)
@@ -175,7 +175,7 @@ struct RedisFaultTests {
     }
 
     @Test func theSubscriberFindsAPausedServerByItselfAndRecoversWithAGap() async throws {
-        let server = try await PausableRedisServer.start()
+        let server = try await PrivateRedisServer.start()
         defer { server.stop() }
         var configuration = try server.configuration()
         configuration.healthCheckInterval = .milliseconds(200)

@@ -1,14 +1,13 @@
 import Foundation
 import Redis
 import Synchronization
-import Testing
 
-/// A redis-server of one test's own, for measurements that must not see other tests' commands
-/// (`INFO commandstats` counts for the whole server). Same settings as the test command's: loopback,
-/// a free port, no persistence.
-final class PrivateRedisServer: Sendable {
-    let url: String
-    let port: Int
+/// A redis-server of one test's own: for measurements that must not see other tests' commands
+/// (`INFO commandstats` counts for the whole server), and for faults (paused, killed, restarted
+/// empty). Loopback, a free port, no persistence, no password.
+public final class PrivateRedisServer: Sendable {
+    public let url: String
+    public let port: Int
     private let process: Mutex<Process>
 
     private init(url: String, port: Int, process: Process) {
@@ -17,7 +16,7 @@ final class PrivateRedisServer: Sendable {
         self.process = Mutex(process)
     }
 
-    static func start() async throws -> PrivateRedisServer {
+    public static func start() async throws -> PrivateRedisServer {
         for _ in 0..<20 {
             let port = Int.random(in: 20_000..<60_000)
             if let process = try await launch(port: port) {
@@ -55,18 +54,18 @@ final class PrivateRedisServer: Sendable {
 
     /// Pauses the server (SIGSTOP), as a stalled or overloaded Redis: connections stay open and
     /// nothing is answered.
-    func pause() {
+    public func pause() {
         kill(process.withLock { $0.processIdentifier }, SIGSTOP)
     }
 
     /// Lets a paused server go on (SIGCONT).
-    func resume() {
+    public func resume() {
         kill(process.withLock { $0.processIdentifier }, SIGCONT)
     }
 
     /// Kills the server and starts a new, empty one on the same port, as a Redis without
     /// persistence that restarts.
-    func restart() async throws {
+    public func restart() async throws {
         stop()
         let deadline = ContinuousClock.now + .seconds(10)
         while ContinuousClock.now < deadline {
@@ -78,17 +77,23 @@ final class PrivateRedisServer: Sendable {
         throw StartFailed()
     }
 
-    struct StartFailed: Error {}
+    public struct StartFailed: Error, CustomStringConvertible {
+        public var description: String { "could not start a redis-server on a free port" }
+    }
+
+    public func configuration() throws -> RedisConfiguration {
+        try RedisConfiguration(url: url)
+    }
 
     /// Stops the server with SIGKILL: it has nothing to save, and SIGTERM is not enough, because the
     /// child inherits the signal mask of the thread that started it, on which SIGTERM is blocked.
     /// Not `waitUntilExit()`: on Linux it spins a run loop and does not return on a concurrency thread.
-    func stop() {
+    public func stop() {
         kill(process.withLock { $0.processIdentifier }, SIGKILL)
     }
 
     /// Calls per command since the last `CONFIG RESETSTAT`, from `INFO commandstats`.
-    static func commandCalls(_ client: RedisClient) async throws -> [String: Int] {
+    public static func commandCalls(_ client: RedisClient) async throws -> [String: Int] {
         let info = try await client.send("INFO", "commandstats").string ?? ""
         var calls: [String: Int] = [:]
         for line in info.split(whereSeparator: \.isNewline) where line.hasPrefix("cmdstat_") {
