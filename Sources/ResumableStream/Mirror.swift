@@ -26,7 +26,7 @@ final class Mirror: Sendable {
     private let lastMessage = Mutex(ContinuousClock.now)
     /// The current upstream's subscription, and which request it carries (acknowledgement timers
     /// of earlier requests find another number and do nothing).
-    private let upstream = Mutex<(subscription: BrokerSubscription?, request: Int)>((nil, 0))
+    private let upstream = Mutex<(subscription: BrokerSubscription?, request: Int, listenerId: String)>((nil, 0, ""))
 
     init(streamId: String, core: ContextCore) {
         self.streamId = streamId
@@ -72,6 +72,7 @@ final class Mirror: Sendable {
                 request = upstream.withLock { upstream in
                     upstream.subscription = events
                     upstream.request += 1
+                    upstream.listenerId = listenerId
                     return upstream.request
                 }
                 if isDone {
@@ -159,22 +160,22 @@ final class Mirror: Sendable {
         }
     }
 
-    /// Asks the stream's producer to name itself, on a listener of its own, so that the upstream
-    /// is left as it is; waits for the answer as long as for an acknowledgement.
+    /// Asks the stream's producer to name itself, and whether it still answers the upstream's
+    /// listener, on a listener of its own, so that the upstream is left as it is; waits for the
+    /// answer as long as for an acknowledgement.
     private func probe() async {
         let listenerId = "probe-\(UUID().uuidString)"
-        let producer: String?
+        let answer: String?
         do {
             let answers = try await core.broker.subscribe(to: core.wire.chunkChannel(listenerId))
             defer { answers.cancel() }
-            try await core.broker.publish(WireProtocol.encode(.probe(listenerId: listenerId)), to: core.wire.requestChannel(streamId))
-            producer = await withTaskGroup(of: String??.self) { group in
+            let request = WireProtocol.encode(.probe(listenerId: listenerId, about: upstream.withLock { $0.listenerId }))
+            try await core.broker.publish(request, to: core.wire.requestChannel(streamId))
+            answer = await withTaskGroup(of: String??.self) { group in
                 group.addTask {
                     var iterator = answers.makeAsyncIterator()
                     while let event = try? await iterator.next() {
-                        if case .message(let message) = event {
-                            return .some(WireProtocol.producerMark(of: message).producer)
-                        }
+                        if case .message(let message) = event { return .some(message) }
                     }
                     return .some(nil)
                 }
@@ -191,7 +192,10 @@ final class Mirror: Sendable {
             perform(machine.withLock { $0.brokerFailed("\(error)", streamId: streamId, now: .now) })
             return
         }
-        perform(machine.withLock { $0.probed(producer: producer, streamId: streamId) })
+        let (producer, text) = answer.map(WireProtocol.producerMark(of:)) ?? (nil, "")
+        perform(machine.withLock {
+            $0.probed(producer: producer, answering: text != WireProtocol.unansweredProbeReply, streamId: streamId)
+        })
     }
 
     private func perform(_ action: FollowerHandshake.Action) {

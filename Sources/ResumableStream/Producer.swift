@@ -141,8 +141,8 @@ final class Producer: Sendable {
                     group.addTask { await self.publish(to: listenerId, from: skip, endReasons: endReasons) }
                 case .cancel:
                     cancel()
-                case .identify(let listenerId):
-                    let message = WireProtocol.marked("", producer: producerId)
+                case .identify(let listenerId, let answering):
+                    let message = WireProtocol.marked(answering ? "" : WireProtocol.unansweredProbeReply, producer: producerId)
                     let channel = core.wire.chunkChannel(listenerId)
                     group.addTask { _ = try? await self.core.broker.publish(message, to: channel) }
                 case .ignore:

@@ -127,6 +127,38 @@ struct BrokerFaultTests {
         }
     }
 
+    /// Only the producer's PUBLISH fails (Redis holds back writes, not the follower's reads): the
+    /// producer gives the follower's listener up, the follower's connection sees nothing wrong.
+    /// When the stream goes quiet the follower's probe learns it is no longer answered, and it
+    /// asks again from what it has: the whole text, long before the replay grace ends.
+    @Test func aFollowerThatItsProducerStoppedAnsweringAsksAgain() async throws {
+        let server = try await PrivateRedisServer.start()
+        defer { server.stop() }
+        try await Deployment.with(.redis, contexts: 2, redisURL: server.url, redis: {
+            $0.commandTimeout = .milliseconds(500)
+        }, options: { options in
+            Self.fastOptions(&options)
+            options.watchdogInterval = .seconds(2)
+        }) { deployment throws in
+            let admin = try #require(deployment.redis)
+            let source = ManualSource()
+            let creator = try await deployment.contexts[0].resumableStream("unanswered", source: source.make).reader()
+            source.send("a,")
+            let follower = try await deployment.contexts[1].resumeExistingStream("unanswered").reader()
+            var chunks = follower.makeAsyncIterator()
+            #expect(try await chunks.next()?.text == "a,")
+            // PUBLISH counts as a write; GET, SUBSCRIBE and PING do not.
+            _ = try await admin.send("CLIENT", "PAUSE", "1500", "WRITE")
+            source.send("b,")
+            source.send("c,")
+            source.finish()
+            var rest = ""
+            while let chunk = try await chunks.next() { rest += chunk.text }
+            #expect("a," + rest == "a,b,c,")
+            #expect(try await creator.text() == "a,b,c,")
+        }
+    }
+
     @Test func aDeadProducersIdIsFreeAfterItsLease() async throws {
         try await Deployment.with(.redis, contexts: 2, options: Self.fastOptions) { deployment throws in
             let source = ManualSource()

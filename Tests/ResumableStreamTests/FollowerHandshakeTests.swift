@@ -390,7 +390,7 @@ struct ProbeTests {
         for answer in ["p-1", nil] as [String?] {
             var handshake = idleFollowerOf("p-1")
             _ = handshake.checked(sentinel: "1", streamId: "s", now: .now)
-            #expect(handshake.probed(producer: answer, streamId: "s") == .none)
+            #expect(handshake.probed(producer: answer, answering: true, streamId: "s") == .none)
             #expect(handshake.state == .streaming)
         }
     }
@@ -398,19 +398,35 @@ struct ProbeTests {
     @Test func anotherProducerMeansTheFollowedOneIsLost() {
         var handshake = idleFollowerOf("p-1")
         _ = handshake.checked(sentinel: "1", streamId: "s", now: .now)
-        #expect(handshake.probed(producer: "p-2", streamId: "s") == .finish(.failed(.producerLost(streamId: "s"))))
+        #expect(handshake.probed(producer: "p-2", answering: true, streamId: "s") == .finish(.failed(.producerLost(streamId: "s"))))
     }
 
     @Test func dataDuringTheProbeIsTakenAndTheProbeForgotten() {
         var handshake = idleFollowerOf("p-1")
         _ = handshake.checked(sentinel: "1", streamId: "s", now: .now)
         #expect(handshake.received("more") == .append("more"))
-        #expect(handshake.probed(producer: "p-2", streamId: "s") == .none)
+        #expect(handshake.probed(producer: "p-2", answering: false, streamId: "s") == .none)
         #expect(handshake.state == .streaming)
     }
 
+    @Test func aProducerThatNoLongerAnswersTheListenerIsAskedAgain() {
+        var handshake = idleFollowerOf("p-1")
+        _ = handshake.checked(sentinel: "1", streamId: "s", now: .now)
+        #expect(handshake.probed(producer: "p-1", answering: false, streamId: "s") == .requestAgain)
+        #expect(handshake.state == .requested)
+        #expect(handshake.hadGap)
+    }
+
     @Test func theProbeRoundTripsOnTheWire() {
-        let request = WireProtocol.encode(.probe(listenerId: "probe-1"))
-        #expect(WireProtocol.decodeRequest(request) == .probe(listenerId: "probe-1"))
+        let request = WireProtocol.encode(.probe(listenerId: "probe-1", about: "l-1"))
+        #expect(WireProtocol.decodeRequest(request) == .probe(listenerId: "probe-1", about: "l-1"))
+    }
+
+    @Test func aProducerSaysWhetherItStillAnswersTheListener() {
+        var listeners = ProducerListeners()
+        _ = listeners.received(.resume(listenerId: "l-1", skip: 0, endReasons: true))
+        #expect(listeners.received(.probe(listenerId: "p", about: "l-1")) == .identify(listenerId: "p", answering: true))
+        listeners.listenerEnded("l-1")
+        #expect(listeners.received(.probe(listenerId: "p", about: "l-1")) == .identify(listenerId: "p", answering: false))
     }
 }

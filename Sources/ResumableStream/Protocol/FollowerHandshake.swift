@@ -179,12 +179,20 @@ struct FollowerHandshake {
         }
     }
 
-    /// The answer to `.probe`: the producer that named itself, or `nil` when none answered in time.
-    mutating func probed(producer: String?, streamId: String) -> Action {
+    /// The answer to `.probe`: the producer that named itself (`nil` when none answered in time),
+    /// and whether it still answers this follower's listener.
+    mutating func probed(producer: String?, answering: Bool, streamId: String) -> Action {
         guard state == .probing else { return .none }
         if let producer, let known = producerId, producer != known {
             state = .done
             return .finish(.failed(.producerLost(streamId: streamId)))
+        }
+        if producer != nil, !answering {
+            // Its PUBLISH to this follower failed and it gave the listener up: nothing more comes
+            // on it, so asking again with a new one races nothing.
+            hadGap = true
+            state = .requested
+            return .requestAgain
         }
         // The same producer, or no answer: the lease tells whether it lives.
         state = .streaming

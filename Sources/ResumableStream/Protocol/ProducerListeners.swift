@@ -18,8 +18,9 @@ struct ProducerListeners {
         case answer(listenerId: String, skip: Int, endReasons: Bool)
         /// Stop the source (the stream was cancelled), or end the replay grace if it has ended.
         case cancel
-        /// Tell this listener which producer this is, and nothing else.
-        case identify(listenerId: String)
+        /// Tell this listener which producer this is, and whether it still answers the listener
+        /// the probe was about.
+        case identify(listenerId: String, answering: Bool)
         case ignore
     }
 
@@ -33,8 +34,8 @@ struct ProducerListeners {
             // A repeated request of a listener that is being answered would send its text twice.
             guard listeners.insert(listenerId).inserted else { return .ignore }
             return .answer(listenerId: listenerId, skip: skip, endReasons: endReasons)
-        case .probe(let listenerId):
-            return .identify(listenerId: listenerId)
+        case .probe(let listenerId, let about):
+            return .identify(listenerId: listenerId, answering: listeners.contains(about))
         }
     }
 

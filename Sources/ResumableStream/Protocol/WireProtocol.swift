@@ -45,6 +45,10 @@ struct WireProtocol: Sendable {
     static let producerMarkStart = "\u{0}rs-producer:"
     static let producerMarkEnd = "\u{0}"
 
+    /// The text of a probe's answer when the producer no longer answers the listener it was
+    /// asked about.
+    static let unansweredProbeReply = "unanswered"
+
     /// `message`, as the first of an answer to a listener of this project.
     static func marked(_ message: String, producer producerId: String) -> String {
         producerMarkStart + producerId + producerMarkEnd + message
@@ -80,10 +84,12 @@ struct WireProtocol: Sendable {
         /// reference producer reads it as a resume request past the end, answers an empty string on a
         /// channel nobody listens to, and goes on.
         case cancel
-        /// `{"listenerId": ..., "skipCharacters": <past any end>, "probe": true}`: this project's
-        /// extension. A producer of this project answers with its mark alone; a reference producer
-        /// reads it as a resume request past the end and answers an empty string.
-        case probe(listenerId: String)
+        /// `{"listenerId": ..., "skipCharacters": <past any end>, "probe": "<follower's listener>"}`:
+        /// this project's extension. A producer of this project answers with its mark, followed by
+        /// ``unansweredProbeReply`` when it no longer answers the follower's listener (a PUBLISH
+        /// to it failed); a reference producer reads it as a resume request past the end and
+        /// answers an empty string.
+        case probe(listenerId: String, about: String)
     }
 
     static func encode(_ request: Request) -> String {
@@ -92,8 +98,8 @@ struct WireProtocol: Sendable {
             return json(RequestJSON(listenerId: listenerId, skipCharacters: skip, endReasons: endReasons ? true : nil))
         case .cancel:
             return json(RequestJSON(listenerId: "cancel-\(UUID().uuidString)", skipCharacters: Int(Int32.max), cancel: true))
-        case .probe(let listenerId):
-            return json(RequestJSON(listenerId: listenerId, skipCharacters: Int(Int32.max), probe: true))
+        case .probe(let listenerId, let about):
+            return json(RequestJSON(listenerId: listenerId, skipCharacters: Int(Int32.max), probe: about))
         }
     }
 
@@ -105,8 +111,8 @@ struct WireProtocol: Sendable {
             return .cancel
         }
         guard let listenerId = request.listenerId, !listenerId.isEmpty else { return nil }
-        if request.probe == true {
-            return .probe(listenerId: listenerId)
+        if let about = request.probe {
+            return .probe(listenerId: listenerId, about: about)
         }
         return .resume(listenerId: listenerId, skip: max(request.skipCharacters ?? 0, 0), endReasons: request.endReasons == true)
     }
@@ -116,7 +122,7 @@ struct WireProtocol: Sendable {
         var skipCharacters: Int?
         var endReasons: Bool?
         var cancel: Bool?
-        var probe: Bool?
+        var probe: String?
     }
 
     private struct EndJSON: Codable {
