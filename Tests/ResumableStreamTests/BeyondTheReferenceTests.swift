@@ -70,9 +70,9 @@ struct BeyondTheReferenceTests {
     func aFollowerWhoseEndMessageIsLostStillEnds(kind: BrokerKind, answered: Bool) async throws {
         try await Deployment.with(kind, options: {
             $0.watchdogInterval = .milliseconds(200)
-            // Long enough for the test to answer the first request under load; the unanswered
-            // second request waits it out.
-            $0.acknowledgementTimeout = .seconds(2)
+            // Long enough for the test to answer the first request on a loaded machine (else the
+            // follower gives up before it asks again); the unanswered second request waits it out.
+            $0.acknowledgementTimeout = .seconds(10)
         }) { deployment throws in
             let broker = deployment.broker
             let sentinel = "\(deployment.prefix):rs:sentinel:lost-end"
