@@ -86,7 +86,7 @@ final class Mirror: Sendable {
                 try await core.broker.publish(message, to: core.wire.requestChannel(streamId))
             } catch {
                 if Task.isCancelled { return }
-                perform(machine.withLock { $0.brokerFailed("\(error)", streamId: streamId, now: .now) })
+                perform(machine.withLock { $0.brokerFailed("\(error)", now: .now) })
                 if !isDone {
                     // Asking again at once would spin while the broker is away.
                     try? await Task.sleep(for: .milliseconds(250))
@@ -108,7 +108,7 @@ final class Mirror: Sendable {
                 }
             } catch {
                 if !Task.isCancelled {
-                    perform(machine.withLock { $0.brokerFailed("\(error)", streamId: streamId, now: .now) })
+                    perform(machine.withLock { $0.brokerFailed("\(error)", now: .now) })
                 }
             }
             events.cancel()
@@ -148,10 +148,10 @@ final class Mirror: Sendable {
         let action: FollowerHandshake.Action
         do {
             let sentinel = try await core.broker.get(core.wire.sentinelKey(streamId))
-            action = machine.withLock { $0.checked(sentinel: sentinel, streamId: streamId, now: .now) }
+            action = machine.withLock { $0.checked(sentinel: sentinel, now: .now) }
         } catch {
             if Task.isCancelled { return }
-            action = machine.withLock { $0.brokerFailed("\(error)", streamId: streamId, now: .now) }
+            action = machine.withLock { $0.brokerFailed("\(error)", now: .now) }
         }
         if action == .probe {
             await probe()
@@ -189,12 +189,12 @@ final class Mirror: Sendable {
             }
         } catch {
             if Task.isCancelled { return }
-            perform(machine.withLock { $0.brokerFailed("\(error)", streamId: streamId, now: .now) })
+            perform(machine.withLock { $0.brokerFailed("\(error)", now: .now) })
             return
         }
         let (producer, text) = answer.map(WireProtocol.producerMark(of:)) ?? (nil, "")
         perform(machine.withLock {
-            $0.probed(producer: producer, answering: text != WireProtocol.unansweredProbeReply, streamId: streamId)
+            $0.probed(producer: producer, answering: text != WireProtocol.unansweredProbeReply)
         })
     }
 

@@ -161,14 +161,8 @@ final class Producer: Sendable {
             let (due, ended) = lease.withLock { ($0.nextRenewal, $0.ended) }
             if ended { return }
             if due > .now {
-                let stopped = await withTaskGroup(of: Bool.self) { group in
-                    group.addTask { (try? await Task.sleep(until: due, clock: .continuous)) == nil }
-                    group.addTask { _ = await produced.wait(); return true }
-                    let stopped = await group.next() ?? true
-                    group.cancelAll()
-                    return stopped
-                }
-                if stopped { return }
+                // Until the renewal is due, unless the stream is done first.
+                if await produced.wait(timeout: due - .now) != nil { return }
                 continue
             }
             await renewLease()

@@ -223,6 +223,8 @@ struct RedisFaultTests {
         var configuration = try TestRedis.configuration()
         configuration.healthCheckInterval = .milliseconds(20)
         configuration.commandTimeout = .seconds(5)
+        let name = TestRedis.unique("healthy-subscriber")
+        configuration.clientName = name
         try await using(RedisSubscriber.connect(configuration: configuration), close: { await $0.close() }) { subscriber throws in
             let channel = TestRedis.unique("healthy")
             let subscription = try await subscriber.subscribe(to: channel)
@@ -232,8 +234,12 @@ struct RedisFaultTests {
                     let other = try await subscriber.subscribe(to: "\(channel):\(round)")
                     other.unsubscribe()
                     #expect(try await admin.publish(.integer(round), to: channel) == 1)
-                    // Spread over several health-check intervals.
-                    try await Task.sleep(for: .milliseconds(10))
+                    // A health check goes out among this round's subscription commands: Redis
+                    // sees a PING from the subscriber's connection.
+                    try await eventually {
+                        let clients = try await admin.send("CLIENT", "LIST").string ?? ""
+                        return clients.split(separator: "\n").contains { $0.contains(" name=\(name) ") && $0.contains(" cmd=ping ") }
+                    }
                 }
             }
             var events = subscription.makeAsyncIterator()

@@ -6,14 +6,14 @@ struct FollowerHandshakeTests {
 
     /// A handshake whose request was acknowledged.
     private func streaming() -> FollowerHandshake {
-        var handshake = FollowerHandshake()
+        var handshake = FollowerHandshake(streamId: "s")
         _ = handshake.received("ack")
         return handshake
     }
 
     /// A handshake whose request was not acknowledged in time and is reading the sentinel.
     private func checkingAfterTimeout() -> FollowerHandshake {
-        var handshake = FollowerHandshake()
+        var handshake = FollowerHandshake(streamId: "s")
         _ = handshake.acknowledgementTimedOut()
         return handshake
     }
@@ -28,17 +28,17 @@ struct FollowerHandshakeTests {
     // MARK: messages
 
     @Test func startsRequested() {
-        #expect(FollowerHandshake().state == .requested)
+        #expect(FollowerHandshake(streamId: "s").state == .requested)
     }
 
     @Test func firstMessageAcknowledges() {
-        var handshake = FollowerHandshake()
+        var handshake = FollowerHandshake(streamId: "s")
         #expect(handshake.received("hello") == .acknowledge("hello"))
         #expect(handshake.state == .streaming)
     }
 
     @Test func emptyFirstMessageAcknowledges() {
-        var handshake = FollowerHandshake()
+        var handshake = FollowerHandshake(streamId: "s")
         #expect(handshake.received("") == .acknowledge(""))
         #expect(handshake.state == .streaming)
     }
@@ -57,7 +57,7 @@ struct FollowerHandshakeTests {
     }
 
     @Test func endMessageBeforeAnyDataCompletes() {
-        var handshake = FollowerHandshake()
+        var handshake = FollowerHandshake(streamId: "s")
         #expect(handshake.received(end) == .finish(.completed))
         #expect(handshake.state == .done)
     }
@@ -77,20 +77,20 @@ struct FollowerHandshakeTests {
     // MARK: acknowledgement timeout
 
     @Test func acknowledgementTimeoutChecks() {
-        var handshake = FollowerHandshake()
+        var handshake = FollowerHandshake(streamId: "s")
         #expect(handshake.acknowledgementTimedOut() == .check)
         #expect(handshake.state == .checkingAfterTimeout)
     }
 
     @Test func acknowledgementTimeoutWithDoneSentinelCompletes() {
         var handshake = checkingAfterTimeout()
-        #expect(handshake.checked(sentinel: "DONE", streamId: "s", now: t0) == .finish(.completed))
+        #expect(handshake.checked(sentinel: "DONE", now: t0) == .finish(.completed))
         #expect(handshake.state == .done)
     }
 
     @Test func acknowledgementTimeoutWithLiveSentinelFails() {
         var handshake = checkingAfterTimeout()
-        let action = handshake.checked(sentinel: "1", streamId: "s", now: t0)
+        let action = handshake.checked(sentinel: "1", now: t0)
         #expect(action == .finish(.failed(.acknowledgementTimeout(streamId: "s"))))
         #expect(handshake.state == .done)
     }
@@ -104,7 +104,7 @@ struct FollowerHandshakeTests {
     @Test func acknowledgementArrivingDuringTheCheckWins() {
         var handshake = checkingAfterTimeout()
         #expect(handshake.received("late") == .acknowledge("late"))
-        #expect(handshake.checked(sentinel: "1", streamId: "s", now: t0) == .none)
+        #expect(handshake.checked(sentinel: "1", now: t0) == .none)
         #expect(handshake.state == .streaming)
     }
 
@@ -117,42 +117,42 @@ struct FollowerHandshakeTests {
     }
 
     @Test func idleBeforeAcknowledgementDoesNothing() {
-        var handshake = FollowerHandshake()
+        var handshake = FollowerHandshake(streamId: "s")
         #expect(handshake.idle() == .none)
         #expect(handshake.state == .requested)
     }
 
     @Test func idleWithDoneSentinelAsksForTheRest() {
         var handshake = checkingWhileIdle()
-        #expect(handshake.checked(sentinel: "DONE", streamId: "s", now: t0) == .requestAgain)
+        #expect(handshake.checked(sentinel: "DONE", now: t0) == .requestAgain)
         // A producer in its replay grace sends the rest and the end.
         #expect(handshake.received(WireProtocol.endMessage) == .finish(.completed))
     }
 
     @Test func idleWithDoneSentinelAndNoAnswerMissedTheEnd() {
         var handshake = checkingWhileIdle()
-        _ = handshake.checked(sentinel: "DONE", streamId: "s", now: t0)
+        _ = handshake.checked(sentinel: "DONE", now: t0)
         _ = handshake.acknowledgementTimedOut()
-        #expect(handshake.checked(sentinel: "DONE", streamId: "s", now: t0) == .finish(.failed(.missedEnd(streamId: "s"))))
+        #expect(handshake.checked(sentinel: "DONE", now: t0) == .finish(.failed(.missedEnd(streamId: "s"))))
     }
 
     @Test func idleWithoutSentinelLostTheProducer() {
         var handshake = checkingWhileIdle()
-        #expect(handshake.checked(sentinel: nil, streamId: "s", now: t0) == .finish(.failed(.producerLost(streamId: "s"))))
+        #expect(handshake.checked(sentinel: nil, now: t0) == .finish(.failed(.producerLost(streamId: "s"))))
         #expect(handshake.state == .done)
     }
 
     @Test func aSentinelGoneAfterAnIdleRequestLostTheProducerAtOnce() {
         // Nothing suggests Redis lost its state: the producer stopped renewing its lease.
         var handshake = checkingWhileIdle()
-        _ = handshake.checked(sentinel: "DONE", streamId: "s", now: t0)
+        _ = handshake.checked(sentinel: "DONE", now: t0)
         _ = handshake.acknowledgementTimedOut()
-        #expect(handshake.checked(sentinel: nil, streamId: "s", now: t0 + .seconds(1)) == .finish(.failed(.producerLost(streamId: "s"))))
+        #expect(handshake.checked(sentinel: nil, now: t0 + .seconds(1)) == .finish(.failed(.producerLost(streamId: "s"))))
     }
 
     @Test func idleWithALiveProducerGoesOnStreaming() {
         var handshake = checkingWhileIdle()
-        #expect(handshake.checked(sentinel: "2", streamId: "s", now: t0) == .none)
+        #expect(handshake.checked(sentinel: "2", now: t0) == .none)
         #expect(handshake.state == .streaming)
         #expect(handshake.received("more") == .append("more"))
     }
@@ -160,14 +160,14 @@ struct FollowerHandshakeTests {
     @Test func messageArrivingDuringAnIdleCheckWins() {
         var handshake = checkingWhileIdle()
         #expect(handshake.received("more") == .append("more"))
-        #expect(handshake.checked(sentinel: nil, streamId: "s", now: t0) == .none)
+        #expect(handshake.checked(sentinel: nil, now: t0) == .none)
         #expect(handshake.state == .streaming)
     }
 
     @Test func endArrivingDuringAnIdleCheckWins() {
         var handshake = checkingWhileIdle()
         #expect(handshake.received(end) == .finish(.completed))
-        #expect(handshake.checked(sentinel: nil, streamId: "s", now: t0) == .none)
+        #expect(handshake.checked(sentinel: nil, now: t0) == .none)
         #expect(handshake.state == .done)
     }
 
@@ -180,7 +180,7 @@ struct FollowerHandshakeTests {
     }
 
     @Test func gapBeforeAcknowledgementRequestsAgain() {
-        var handshake = FollowerHandshake()
+        var handshake = FollowerHandshake(streamId: "s")
         #expect(handshake.gap() == .requestAgain)
         #expect(handshake.state == .requested)
     }
@@ -201,7 +201,7 @@ struct FollowerHandshakeTests {
         #expect(handshake.gap() == .none)
         #expect(handshake.idle() == .none)
         #expect(handshake.acknowledgementTimedOut() == .none)
-        #expect(handshake.checked(sentinel: "DONE", streamId: "s", now: t0) == .none)
+        #expect(handshake.checked(sentinel: "DONE", now: t0) == .none)
         #expect(handshake.state == .done)
     }
 
@@ -214,11 +214,11 @@ struct FollowerHandshakeTests {
     }
 
     @Test func aStreamFoundFinishedAfterAGapIsAnErrorNotAnEnd() {
-        var handshake = FollowerHandshake()
+        var handshake = FollowerHandshake(streamId: "s")
         _ = handshake.received("")
         #expect(handshake.gap() == .requestAgain)
         #expect(handshake.acknowledgementTimedOut() == .check)
-        #expect(handshake.checked(sentinel: "DONE", streamId: "s", now: t0) == .finish(.failed(.missedEnd(streamId: "s"))))
+        #expect(handshake.checked(sentinel: "DONE", now: t0) == .finish(.failed(.missedEnd(streamId: "s"))))
     }
 
     // MARK: recovery after a gap
@@ -226,7 +226,7 @@ struct FollowerHandshakeTests {
     @Test func aRecoveringFollowerAsksAgainWhileTheSentinelIsLive() {
         var handshake = recovering()
         #expect(handshake.acknowledgementTimedOut() == .check)
-        #expect(handshake.checked(sentinel: "1", streamId: "s", now: t0 + .seconds(100)) == .requestAgain)
+        #expect(handshake.checked(sentinel: "1", now: t0 + .seconds(100)) == .requestAgain)
         #expect(handshake.state == .requested)
     }
 
@@ -234,36 +234,36 @@ struct FollowerHandshakeTests {
         // Redis restarted empty: the producer re-asserts its sentinel soon.
         var handshake = recovering()
         _ = handshake.acknowledgementTimedOut()
-        #expect(handshake.checked(sentinel: nil, streamId: "s", now: t0) == .requestAgain)
+        #expect(handshake.checked(sentinel: nil, now: t0) == .requestAgain)
         _ = handshake.acknowledgementTimedOut()
-        #expect(handshake.checked(sentinel: nil, streamId: "s", now: t0 + .seconds(9)) == .requestAgain)
+        #expect(handshake.checked(sentinel: nil, now: t0 + .seconds(9)) == .requestAgain)
         #expect(handshake.sentinelMissingSince == t0)
     }
 
     @Test func aRecoveringFollowerWhoseSentinelStaysGoneLostTheProducer() {
         var handshake = recovering()
         _ = handshake.acknowledgementTimedOut()
-        _ = handshake.checked(sentinel: nil, streamId: "s", now: t0)
+        _ = handshake.checked(sentinel: nil, now: t0)
         _ = handshake.acknowledgementTimedOut()
-        #expect(handshake.checked(sentinel: nil, streamId: "s", now: t0 + .seconds(10)) == .finish(.failed(.producerLost(streamId: "s"))))
+        #expect(handshake.checked(sentinel: nil, now: t0 + .seconds(10)) == .finish(.failed(.producerLost(streamId: "s"))))
         #expect(handshake.state == .done)
     }
 
     @Test func aSentinelSeenAgainRestartsTheClock() {
         var handshake = recovering()
         _ = handshake.acknowledgementTimedOut()
-        _ = handshake.checked(sentinel: nil, streamId: "s", now: t0)
+        _ = handshake.checked(sentinel: nil, now: t0)
         _ = handshake.acknowledgementTimedOut()
-        #expect(handshake.checked(sentinel: "1", streamId: "s", now: t0 + .seconds(5)) == .requestAgain)
+        #expect(handshake.checked(sentinel: "1", now: t0 + .seconds(5)) == .requestAgain)
         #expect(handshake.sentinelMissingSince == nil)
         _ = handshake.acknowledgementTimedOut()
-        #expect(handshake.checked(sentinel: nil, streamId: "s", now: t0 + .seconds(12)) == .requestAgain)
+        #expect(handshake.checked(sentinel: nil, now: t0 + .seconds(12)) == .requestAgain)
     }
 
     @Test func anAnswerEndsTheRecovery() {
         var handshake = recovering()
         _ = handshake.acknowledgementTimedOut()
-        _ = handshake.checked(sentinel: nil, streamId: "s", now: t0)
+        _ = handshake.checked(sentinel: nil, now: t0)
         #expect(handshake.received("more") == .acknowledge("more"))
         #expect(handshake.sentinelMissingSince == nil)
         #expect(handshake.state == .streaming)
@@ -273,45 +273,45 @@ struct FollowerHandshakeTests {
 
     @Test func aBrokerFailureWhileStreamingAsksAgainAsAfterAGap() {
         var handshake = checkingWhileIdle()
-        #expect(handshake.brokerFailed("down", streamId: "s", now: t0) == .requestAgain)
+        #expect(handshake.brokerFailed("down", now: t0) == .requestAgain)
         #expect(handshake.state == .requested)
         #expect(handshake.hadGap)
         #expect(handshake.brokerFailingSince == t0)
     }
 
     @Test func aBrokerFailureOnTheFirstRequestFails() {
-        var handshake = FollowerHandshake()
-        #expect(handshake.brokerFailed("down", streamId: "s", now: t0) == .finish(.failed(.broker("down"))))
+        var handshake = FollowerHandshake(streamId: "s")
+        #expect(handshake.brokerFailed("down", now: t0) == .finish(.failed(.broker("down"))))
         #expect(handshake.state == .done)
     }
 
     @Test func aBrokerFailingWhileRecoveringIsAskedAgainUntilItsLimit() {
         var handshake = recovering()
-        #expect(handshake.brokerFailed("down", streamId: "s", now: t0) == .requestAgain)
-        #expect(handshake.brokerFailed("down", streamId: "s", now: t0 + .seconds(29)) == .requestAgain)
-        #expect(handshake.brokerFailed("down", streamId: "s", now: t0 + .seconds(30)) == .finish(.failed(.broker("down"))))
+        #expect(handshake.brokerFailed("down", now: t0) == .requestAgain)
+        #expect(handshake.brokerFailed("down", now: t0 + .seconds(29)) == .requestAgain)
+        #expect(handshake.brokerFailed("down", now: t0 + .seconds(30)) == .finish(.failed(.broker("down"))))
     }
 
     @Test func aBrokerThatAnswersAgainRestartsItsClock() {
         var handshake = recovering()
-        _ = handshake.brokerFailed("down", streamId: "s", now: t0)
+        _ = handshake.brokerFailed("down", now: t0)
         _ = handshake.acknowledgementTimedOut()
-        _ = handshake.checked(sentinel: "1", streamId: "s", now: t0 + .seconds(20))
+        _ = handshake.checked(sentinel: "1", now: t0 + .seconds(20))
         #expect(handshake.brokerFailingSince == nil)
-        #expect(handshake.brokerFailed("down", streamId: "s", now: t0 + .seconds(40)) == .requestAgain)
+        #expect(handshake.brokerFailed("down", now: t0 + .seconds(40)) == .requestAgain)
     }
 
     @Test func aBrokerFailureAfterTheEndDoesNothing() {
         var handshake = streaming()
         _ = handshake.received(end)
-        #expect(handshake.brokerFailed("down", streamId: "s", now: t0) == .none)
+        #expect(handshake.brokerFailed("down", now: t0) == .none)
     }
 }
 
 /// A follower that had a gap and asks again; the sentinel may be gone for 10 s, the broker may fail
 /// for 30 s.
 private func recovering() -> FollowerHandshake {
-    var handshake = FollowerHandshake(recoveryLimit: .seconds(10), brokerOutageLimit: .seconds(30))
+    var handshake = FollowerHandshake(streamId: "s", recoveryLimit: .seconds(10), brokerOutageLimit: .seconds(30))
     _ = handshake.received("first")
     _ = handshake.gap()
     return handshake
@@ -376,43 +376,43 @@ struct ProbeTests {
 
     @Test func aLiveIdleStreamOfThisProjectsProducerIsProbed() {
         var handshake = idleFollowerOf("p-1")
-        #expect(handshake.checked(sentinel: "1", streamId: "s", now: .now) == .probe)
+        #expect(handshake.checked(sentinel: "1", now: .now) == .probe)
         #expect(handshake.state == .probing)
     }
 
     @Test func aReferenceProducerIsNotProbed() {
         var handshake = idleFollowerOf(nil)
-        #expect(handshake.checked(sentinel: "1", streamId: "s", now: .now) == .none)
+        #expect(handshake.checked(sentinel: "1", now: .now) == .none)
         #expect(handshake.state == .streaming)
     }
 
     @Test func theSameProducerOrNoAnswerGoesOnStreaming() {
         for answer in ["p-1", nil] as [String?] {
             var handshake = idleFollowerOf("p-1")
-            _ = handshake.checked(sentinel: "1", streamId: "s", now: .now)
-            #expect(handshake.probed(producer: answer, answering: true, streamId: "s") == .none)
+            _ = handshake.checked(sentinel: "1", now: .now)
+            #expect(handshake.probed(producer: answer, answering: true) == .none)
             #expect(handshake.state == .streaming)
         }
     }
 
     @Test func anotherProducerMeansTheFollowedOneIsLost() {
         var handshake = idleFollowerOf("p-1")
-        _ = handshake.checked(sentinel: "1", streamId: "s", now: .now)
-        #expect(handshake.probed(producer: "p-2", answering: true, streamId: "s") == .finish(.failed(.producerLost(streamId: "s"))))
+        _ = handshake.checked(sentinel: "1", now: .now)
+        #expect(handshake.probed(producer: "p-2", answering: true) == .finish(.failed(.producerLost(streamId: "s"))))
     }
 
     @Test func dataDuringTheProbeIsTakenAndTheProbeForgotten() {
         var handshake = idleFollowerOf("p-1")
-        _ = handshake.checked(sentinel: "1", streamId: "s", now: .now)
+        _ = handshake.checked(sentinel: "1", now: .now)
         #expect(handshake.received("more") == .append("more"))
-        #expect(handshake.probed(producer: "p-2", answering: false, streamId: "s") == .none)
+        #expect(handshake.probed(producer: "p-2", answering: false) == .none)
         #expect(handshake.state == .streaming)
     }
 
     @Test func aProducerThatNoLongerAnswersTheListenerIsAskedAgain() {
         var handshake = idleFollowerOf("p-1")
-        _ = handshake.checked(sentinel: "1", streamId: "s", now: .now)
-        #expect(handshake.probed(producer: "p-1", answering: false, streamId: "s") == .requestAgain)
+        _ = handshake.checked(sentinel: "1", now: .now)
+        #expect(handshake.probed(producer: "p-1", answering: false) == .requestAgain)
         #expect(handshake.state == .requested)
         #expect(handshake.hadGap)
     }

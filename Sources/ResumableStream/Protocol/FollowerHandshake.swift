@@ -62,9 +62,10 @@ struct FollowerHandshake {
 
     /// The producer that answered first, when it named itself.
     private(set) var producerId: String?
+    /// For the errors the follower ends with.
     let streamId: String
 
-    init(streamId: String = "", recoveryLimit: Duration = .seconds(20), brokerOutageLimit: Duration = .seconds(60)) {
+    init(streamId: String, recoveryLimit: Duration = .seconds(20), brokerOutageLimit: Duration = .seconds(60)) {
         self.streamId = streamId
         self.recoveryLimit = recoveryLimit
         self.brokerOutageLimit = brokerOutageLimit
@@ -117,7 +118,7 @@ struct FollowerHandshake {
     }
 
     /// The result of `.check`: the sentinel's value (`nil` when it has gone), read at `now`.
-    mutating func checked(sentinel: String?, streamId: String, now: Instant) -> Action {
+    mutating func checked(sentinel: String?, now: Instant) -> Action {
         switch state {
         case .checkingAfterTimeout:
             // As the reference: a producer that finished meanwhile is not an error, unless this
@@ -181,7 +182,7 @@ struct FollowerHandshake {
 
     /// The answer to `.probe`: the producer that named itself (`nil` when none answered in time),
     /// and whether it still answers this follower's listener.
-    mutating func probed(producer: String?, answering: Bool, streamId: String) -> Action {
+    mutating func probed(producer: String?, answering: Bool) -> Action {
         guard state == .probing else { return .none }
         if let producer, let known = producerId, producer != known {
             state = .done
@@ -203,7 +204,7 @@ struct FollowerHandshake {
     /// Nothing is known of the producer, and what it published meanwhile may be lost (its PUBLISH
     /// failed as this call did): a follower that was streaming asks again from what it has, as
     /// after a gap, until the broker answers; only a first request fails, with the broker's error.
-    mutating func brokerFailed(_ reason: String, streamId: String, now: Instant) -> Action {
+    mutating func brokerFailed(_ reason: String, now: Instant) -> Action {
         switch state {
         case .done:
             return .none
