@@ -24,6 +24,8 @@ final class Mirror: Sendable {
     private let core: ContextCore
     private let machine: Mutex<FollowerHandshake>
     private let lastMessage = Mutex(ContinuousClock.now)
+    /// The current upstream's chunk boundaries (``ChunkFrames``).
+    private let frames = Mutex(ChunkFrames.Decoder())
     /// The current upstream's subscription, and which request it carries (acknowledgement timers
     /// of earlier requests find another number and do nothing).
     private let upstream = Mutex<(subscription: BrokerSubscription?, request: Int, listenerId: String)>((nil, 0, ""))
@@ -75,6 +77,9 @@ final class Mirror: Sendable {
                     upstream.listenerId = listenerId
                     return upstream.request
                 }
+                // A chunk that the last upstream left half sent comes again whole: the request
+                // asks from the buffer's length.
+                frames.withLock { $0 = ChunkFrames.Decoder() }
                 if isDone {
                     // Stopped while subscribing.
                     events.cancel()
@@ -224,10 +229,12 @@ final class Mirror: Sendable {
         }
     }
 
-    private func append(_ text: String) {
-        guard !text.isEmpty else { return }
+    private func append(_ message: String) {
+        let chunks = frames.withLock { $0.decode(message[...]) }
         do {
-            try buffer.append(text)
+            for chunk in chunks where !chunk.isEmpty {
+                try buffer.append(chunk)
+            }
         } catch {
             perform(.finish(.failed(error)))
         }

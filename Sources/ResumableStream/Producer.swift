@@ -210,11 +210,10 @@ final class Producer: Sendable {
                 first = false
                 switch read {
                 case .text(let pieces, let end):
-                    let text = pieces.count == 1 ? pieces[0] : Substring(pieces.joined())
                     offset = end
-                    for frame in TextUnits.frames(of: text, maximumBytes: frameSize) {
+                    for frame in Self.messages(pieces, extended: endReasons, frameSize: frameSize) {
                         // Nobody received it: the listener has gone, stop answering it.
-                        guard try await core.broker.publish(message(String(frame)), to: channel) > 0 else { return }
+                        guard try await core.broker.publish(message(frame), to: channel) > 0 else { return }
                     }
                 case .end(let outcome):
                     try await core.broker.publish(message(WireProtocol.endMessage(Self.endReason(outcome), extended: endReasons)), to: channel)
@@ -224,6 +223,16 @@ final class Producer: Sendable {
         } catch {
             core.logger.debug("stopped answering a listener", metadata: ["stream": "\(streamId)", "error": "\(error)"])
         }
+    }
+
+    /// A reference listener gets the text as the reference sends it, cut into frames; a listener
+    /// of this project gets the chunks' boundaries too (``ChunkFrames``).
+    static func messages(_ pieces: [Substring], extended: Bool, frameSize: Int) -> [String] {
+        if extended {
+            return ChunkFrames.encode(pieces, maximumBytes: frameSize)
+        }
+        let text = pieces.count == 1 ? pieces[0] : Substring(pieces.joined())
+        return TextUnits.frames(of: text, maximumBytes: frameSize).map(String.init)
     }
 
     static func endReason(_ outcome: StreamBuffer.Outcome) -> WireProtocol.EndReason {

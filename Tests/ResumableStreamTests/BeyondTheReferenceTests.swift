@@ -201,3 +201,31 @@ func listenerId(in request: String) -> String? {
     else { return nil }
     return String(request[start..<end])
 }
+
+extension BeyondTheReferenceTests {
+    /// A follower on another instance gets the source's chunks as they were made, with the
+    /// creator's offsets, whether they come live or in a replay that packs many into one message.
+    @Test(arguments: BrokerKind.allCases)
+    func followersOnAnotherInstanceGetTheSourcesChunks(kind: BrokerKind) async throws {
+        try await Deployment.with(kind, options: { $0.frameSize = 64 }) { deployment throws in
+            let source = ManualSource()
+            let producer = try await deployment.contexts[0].resumableStream("boundaries", source: source.make).reader()
+            let early = (0..<40).map { #"{"n":\#($0)}"# } + [String(repeating: "é", count: 100)]
+            for chunk in early { source.send(chunk) }
+            var produced: [ResumableStreamChunk] = []
+            var iterator = producer.makeAsyncIterator()
+            for _ in early {
+                if let chunk = try await iterator.next() { produced.append(chunk) }
+            }
+            let follower = try await deployment.contexts[1].resumeExistingStream("boundaries").reader()
+            let late = ["\u{0}x", WireProtocol.endMessage + "!", "last"]
+            for chunk in late { source.send(chunk) }
+            source.finish()
+            while let chunk = try await iterator.next() { produced.append(chunk) }
+            var followed: [ResumableStreamChunk] = []
+            for try await chunk in follower { followed.append(chunk) }
+            #expect(produced.map(\.text) == early + late)
+            #expect(followed == produced)
+        }
+    }
+}
