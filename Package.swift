@@ -63,6 +63,8 @@ let package = Package(
             name: "ResumableStreamHTTP",
             dependencies: [
                 "ResumableStream",
+                // Its task executor on an event loop: stream responses are written on theirs.
+                "Redis",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),

@@ -48,16 +48,12 @@ public struct ResumableStreamReader: AsyncSequence, Sendable {
         }
 
         /// The chunks that are there, at least one (waiting for it), up to `maximumBytes` of text
-        /// unless the first is larger; `.idle` when nothing came for `idleTimeout`. `nil` when the
-        /// stream completed; throws as ``next()`` does.
+        /// unless the first is larger; `.idle` when the reader has waited for the idle timer's
+        /// interval since it last read. `nil` when the stream completed; throws as ``next()`` does.
         ///
         /// For writers that send what has piled up in one write, and keep an idle connection alive.
-        public mutating func next(
-            maximumBytes: Int,
-            idleTimeout: TimeAmount,
-            on eventLoop: any EventLoop
-        ) async throws -> ResumableStreamRead? {
-            guard let read = try await buffer.read(at: offset, maximumChunks: 1, idleTimeout: (idleTimeout, eventLoop)) else {
+        public mutating func next(maximumBytes: Int, idleTimer: IdleTimer) async throws -> ResumableStreamRead? {
+            guard let read = try await buffer.read(at: offset, maximumChunks: 1, idleTimer: idleTimer) else {
                 return .idle
             }
             guard let first = try take(read) else { return nil }
@@ -93,7 +89,7 @@ public struct ResumableStreamReader: AsyncSequence, Sendable {
     }
 }
 
-/// What ``ResumableStreamReader/AsyncIterator/next(maximumBytes:idleTimeout:on:)`` gives.
+/// What ``ResumableStreamReader/AsyncIterator/next(maximumBytes:idleTimer:)`` gives.
 public enum ResumableStreamRead: Sendable, Hashable {
     /// One or more chunks, in order.
     case chunks([ResumableStreamChunk])

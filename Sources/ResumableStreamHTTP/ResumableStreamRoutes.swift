@@ -145,7 +145,7 @@ public struct ResumableStreamRoutes<Context: RequestContext>: Sendable {
         switch try await self.context.createStreamIfAbsent(id, source: { source }) {
         case .created(let reader):
             metrics.streamCreated()
-            return streamResponse(framing).response(reader, slot: slot)
+            return streamResponse(framing, context).response(reader, slot: slot)
         case .exists(let state):
             throw APIError.exists(id, state)
         }
@@ -192,7 +192,7 @@ public struct ResumableStreamRoutes<Context: RequestContext>: Sendable {
             throw APIError.alreadyDone(id)
         case .stream(let reader):
             try reader.checkStart()
-            return streamResponse(framing).response(reader, slot: slot)
+            return streamResponse(framing, context).response(reader, slot: slot)
         }
     }
 
@@ -267,13 +267,15 @@ public struct ResumableStreamRoutes<Context: RequestContext>: Sendable {
         APIError(.serviceUnavailable, "too_many_readers", "this instance serves \(configuration.maxReaders) streams already")
     }
 
-    private func streamResponse(_ framing: StreamFraming) -> StreamResponse {
-        StreamResponse(
+    private func streamResponse(_ framing: StreamFraming, _ context: Context) -> StreamResponse {
+        let connectionLoop = (context as? any EventLoopRequestContext)?.eventLoop
+        return StreamResponse(
             framing: framing,
             heartbeat: TimeAmount(configuration.heartbeatInterval),
             retryMilliseconds: configuration.retryMilliseconds,
             writeSize: configuration.writeSize,
-            eventLoop: configuration.eventLoopGroup.any(),
+            eventLoop: connectionLoop ?? configuration.eventLoopGroup.any(),
+            writesOnEventLoop: connectionLoop != nil,
             metrics: metrics
         )
     }

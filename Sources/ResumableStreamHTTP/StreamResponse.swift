@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import NIOCore
+import Redis
 import ResumableStream
 
 /// How a stream's chunks go into a response.
@@ -24,7 +25,12 @@ struct StreamResponse: Sendable {
     let retryMilliseconds: Int
     /// The most text one write carries when chunks pile up.
     let writeSize: Int
+    /// The connection's event loop when the request context knows it, else any: the heartbeat's
+    /// timer runs there.
     let eventLoop: any EventLoop
+    /// Whether `eventLoop` is the connection's: the writer then runs on it (see
+    /// ``EventLoopRequestContext``).
+    let writesOnEventLoop: Bool
     let metrics: StreamMetrics
 
     func response(_ reader: ResumableStreamReader, slot: ReaderSlot) -> Response {
@@ -35,11 +41,23 @@ struct StreamResponse: Sendable {
         // nginx buffers responses unless told not to.
         headers[HTTPField.Name("X-Accel-Buffering")!] = "no"
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
-            try await write(reader, slot: slot, into: &writer)
+            let idleTimer = IdleTimer(interval: heartbeat, on: eventLoop)
+            defer { idleTimer.cancel() }
+            guard writesOnEventLoop else {
+                return try await write(reader, slot: slot, idleTimer: idleTimer, into: &writer)
+            }
+            try await withTaskExecutorPreference(EventLoopTaskExecutor(eventLoop: eventLoop)) {
+                try await write(reader, slot: slot, idleTimer: idleTimer, into: &writer)
+            }
         })
     }
 
-    private func write(_ reader: ResumableStreamReader, slot: ReaderSlot, into writer: inout any ResponseBodyWriter) async throws {
+    private func write(
+        _ reader: ResumableStreamReader,
+        slot: ReaderSlot,
+        idleTimer: IdleTimer,
+        into writer: inout any ResponseBodyWriter
+    ) async throws {
         var iterator = reader.makeAsyncIterator()
         var buffer = ByteBuffer()
         if framing == .sse {
@@ -50,7 +68,7 @@ struct StreamResponse: Sendable {
         while true {
             let read: ResumableStreamRead?
             do {
-                read = try await iterator.next(maximumBytes: writeSize, idleTimeout: heartbeat, on: eventLoop)
+                read = try await iterator.next(maximumBytes: writeSize, idleTimer: idleTimer)
             } catch let error as ResumableStreamError {
                 try await end(with: error, at: iterator.offset, buffer: &buffer, writer: &writer)
                 return

@@ -15,7 +15,7 @@ import UnixSignals
 public struct StreamServer: Sendable {
     public let configuration: ServerConfiguration
     public let context: ResumableStreamContext
-    public let routes: ResumableStreamRoutes<BasicRequestContext>
+    public let routes: ResumableStreamRoutes<StreamRequestContext>
     private let group: ServiceGroup
 
     /// Connects to Redis (when configured) and prepares everything; ``run()`` serves.
@@ -82,16 +82,16 @@ public struct StreamServer: Sendable {
         ProxySource(configuration: .init(allowedOrigins: configuration.proxyAllowedOrigins), httpClient: httpClient)
             .register(in: &registry)
 
-        var routesConfiguration = ResumableStreamRoutes<BasicRequestContext>.Configuration()
+        var routesConfiguration = ResumableStreamRoutes<StreamRequestContext>.Configuration()
         routesConfiguration.maxStreams = configuration.maxStreams
         routesConfiguration.maxReaders = configuration.maxReaders
         routesConfiguration.maxRequestBodySize = configuration.maxRequestBodySize
         routesConfiguration.heartbeatInterval = configuration.heartbeatInterval
         routesConfiguration.retryMilliseconds = configuration.retryMilliseconds
-        let routes = ResumableStreamRoutes<BasicRequestContext>(context: context, sources: registry, configuration: routesConfiguration)
+        let routes = ResumableStreamRoutes<StreamRequestContext>(context: context, sources: registry, configuration: routesConfiguration)
         self.routes = routes
 
-        let router = Router()
+        let router = Router(context: StreamRequestContext.self)
         router.add(middleware: MetricsMiddleware())
         router.add(middleware: JSONErrorMiddleware())
         routes.addRoutes(to: router)

@@ -121,19 +121,19 @@ final class StreamBuffer: Sendable {
     ///
     /// An offset past the end waits while the stream is live, and fails once it has finished.
     func read(at offset: Int, maximumBytes: Int = .max, maximumChunks: Int = .max) async throws -> Read {
-        guard let read = try await read(at: offset, maximumBytes: maximumBytes, maximumChunks: maximumChunks, idleTimeout: nil) else {
-            preconditionFailure("without an idle timeout, the wait ends only with a read")
+        guard let read = try await read(at: offset, maximumBytes: maximumBytes, maximumChunks: maximumChunks, idleTimer: nil) else {
+            preconditionFailure("without an idle timer, the wait ends only with a read")
         }
         return read
     }
 
-    /// Waits as ``read(at:maximumBytes:maximumChunks:)`` does, but at most `idleTimeout` (on the
-    /// event loop's timer, which costs no task): `nil` when nothing came in that time.
+    /// Waits as ``read(at:maximumBytes:maximumChunks:)`` does, or until the reader's idle timer
+    /// says it has waited for its interval: `nil` then.
     func read(
         at offset: Int,
         maximumBytes: Int = .max,
         maximumChunks: Int = .max,
-        idleTimeout: (TimeAmount, any EventLoop)?
+        idleTimer: IdleTimer?
     ) async throws -> Read? {
         while true {
             try Task.checkCancellation()
@@ -141,7 +141,6 @@ final class StreamBuffer: Sendable {
                 state.nextWaiter += 1
                 return state.nextWaiter
             }
-            var timer: Scheduled<Void>?
             let wake: Wake = await withTaskCancellationHandler {
                 await withCheckedContinuation { (continuation: CheckedContinuation<Wake, Never>) in
                     let read = state.withLock { state -> Read? in
@@ -151,28 +150,34 @@ final class StreamBuffer: Sendable {
                         // Cancelled before this waiter was stored: the handler found nothing to wake.
                         guard !Task.isCancelled else { return .end(.completed) }
                         state.waiters[id] = continuation
+                        idleTimer?.waiting(on: self, id: id)
                         return nil
                     }
                     if let read {
                         continuation.resume(returning: .ready(read))
-                    } else if let (timeout, eventLoop) = idleTimeout {
-                        timer = eventLoop.scheduleTask(in: timeout) {
-                            self.state.withLock { $0.waiters.removeValue(forKey: id) }?.resume(returning: .idle)
-                        }
                     }
                 }
             } onCancel: {
                 let waiter = self.state.withLock { $0.waiters.removeValue(forKey: id) }
                 waiter?.resume(returning: .recheck)
             }
-            timer?.cancel()
+            idleTimer?.stoppedWaiting()
             try Task.checkCancellation()
             switch wake {
-            case .ready(let read): return read
-            case .idle: return nil
-            case .recheck: continue
+            case .ready(let read):
+                idleTimer?.noteActivity()
+                return read
+            case .idle:
+                return nil
+            case .recheck:
+                continue
             }
         }
+    }
+
+    /// Ends a reader's wait as idle (its ``IdleTimer`` fired); nothing if it is no longer waiting.
+    func wakeIdle(_ id: Int) {
+        state.withLock { $0.waiters.removeValue(forKey: id) }?.resume(returning: .idle)
     }
 
     /// How a waiting reader is woken.

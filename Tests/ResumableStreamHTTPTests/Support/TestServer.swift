@@ -17,7 +17,7 @@ final class TestServer: Sendable {
 
     var base: String { "http://127.0.0.1:\(port)" }
     var context: ResumableStreamContext { server.context }
-    var routes: ResumableStreamRoutes<BasicRequestContext> { server.routes }
+    var routes: ResumableStreamRoutes<StreamRequestContext> { server.routes }
 
     private init(server: StreamServer, port: Int, task: Task<Void, any Error>) {
         self.server = server
