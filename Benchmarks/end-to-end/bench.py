@@ -258,6 +258,17 @@ class Bench:
         for server in self.servers:
             server.ensure()
 
+    def fresh(self):
+        """Every system's instances anew and an empty Redis, between scenarios: what one scenario
+        left behind (a Python listener that Redis disconnected, memory) does not carry over."""
+        for system in SYSTEMS:
+            for server in self.instances[system]:
+                server.stop()
+        redis_cli(self.redis_port, "FLUSHALL")
+        for system in SYSTEMS:
+            for server in self.instances[system]:
+                server.start()
+
     # -- the load generator --------------------------------------------------------------------
 
     def generator(self, scenario, options, on_phase=None, timeout=900):
@@ -483,8 +494,10 @@ def commands(bench, per_instance, tokens):
             result = bench.run("fanout", system, [
                 "--publish", a, "--follow", ",".join(follow), "--followers", per_instance * count,
                 "--tokens", tokens, "--mode", "step", "--pause"], on_phase)
-            for name in ["info", "config", "ping"]:
-                stats.pop(name, None)
+            # The benchmark's own INFO and CONFIG RESETSTAT, and health-check PINGs.
+            for name in list(stats):
+                if name.split("|")[0] in ("info", "config", "ping"):
+                    stats.pop(name)
             result["commands_per_chunk"] = sum(stats.values()) / tokens
             result["publish_per_chunk"] = stats.get("publish", 0) / tokens
             result["by_command"] = {k: v / tokens for k, v in sorted(stats.items())}
@@ -502,6 +515,7 @@ def main():
     parser.add_argument("--wrong", action="store_true",
                         help="expect text one token off: every byte check must fail")
     parser.add_argument("--out", default=os.path.join(BUILD, "results"))
+    parser.add_argument("--label", default="the work tree", help="what the server was built from")
     args = parser.parse_args()
     quick = args.quick
     args.free_tokens = 200 if quick else 500
@@ -518,43 +532,52 @@ def main():
     os.makedirs(args.out, exist_ok=True)
     raise_nofile()
     bench = Bench(args)
-    results = {"quick": quick, "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+    results = {"quick": quick, "started": time.strftime("%Y-%m-%d %H:%M:%S"), "server": args.label,
                "load_before": os.getloadavg()}
     try:
         bench.start()
-        if wanted("fanout"):
+        def scenario(name):
+            if not wanted(name):
+                return False
+            if scenario.ran:
+                bench.fresh()
+            scenario.ran = True
+            return True
+        scenario.ran = False
+
+        if scenario("fanout"):
             results["fanout"] = {}
             for followers in ([10, 100] if quick else [10, 100, 300, 1000]):
                 tokens = 50 if quick else (200 if followers in (100, 1000) else 100)
                 print(f"fan-out in step, {followers} followers, {tokens} tokens", flush=True)
                 results["fanout"][followers] = fanout(bench, followers, tokens, "step", rounds)
-        if wanted("free"):
+        if scenario("free"):
             results["free"] = {}
             for followers in ([100] if quick else [100, 1000]):
                 print(f"fan-out free-running, {followers} followers, {args.free_tokens} tokens", flush=True)
                 results["free"][followers] = fanout(bench, followers, args.free_tokens, "free", rounds)
-        if wanted("short"):
+        if scenario("short"):
             streams = 200 if quick else 1000
             print(f"{streams} concurrent short streams of 100 chunks", flush=True)
             results["short"] = short(bench, streams, rounds)
-        if wanted("sustained"):
+        if scenario("sustained"):
             rate, seconds = (300, 3) if quick else (1000, 10)
             print(f"new short streams at {rate}/s for {seconds} s", flush=True)
             results["sustained"] = sustained(bench, rate, seconds, rounds)
-        if wanted("resume"):
+        if scenario("resume"):
             resumes = 20 if quick else 200
             print(f"{resumes} resumes of a 1 MiB live stream on the other instance", flush=True)
             results["resume"] = resume(bench, resumes, rounds)
-        if wanted("idle"):
+        if scenario("idle"):
             results["idle"] = {}
             for followers in ([500, 2000] if quick else [2000, 10000]):
                 print(f"{followers} idle followers", flush=True)
                 results["idle"][followers] = idle(bench, followers, 1 if quick else 2)
-        if wanted("stalled"):
+        if scenario("stalled"):
             readers = 100 if quick else 1000
             print(f"{readers} stalled readers of an 8 MiB stream", flush=True)
             results["stalled"] = stalled(bench, readers, 1 if quick else 2)
-        if wanted("commands"):
+        if scenario("commands"):
             print("Redis commands per chunk", flush=True)
             results["commands"] = commands(bench, 5 if quick else 10, 50 if quick else 200)
     finally:

@@ -54,16 +54,22 @@ def rows(results):
             add(f"1. … chunks/s delivered", group, "chunks_per_s", better="↑")
     for followers, group in sorted((results.get("free") or {}).items(), key=lambda x: int(x[0])):
         add(f"1. free-running source, {followers} followers: chunks/s", group, "chunks_per_s", better="↑")
+    def number(group, key, fallback):
+        for r in (group or {}).values():
+            if isinstance(r, dict) and isinstance(r.get(key), (int, float)):
+                return f"{r[key]:,.0f}"
+        return fallback
+
     short = results.get("short")
-    add("2. 1,000 concurrent short streams: chunks/s", short, "chunks_per_s", ("rs", "py", "static"), better="↑")
+    add(f"2. {number(short, 'streams', '1,000')} concurrent short streams of 100 chunks: chunks/s", short, "chunks_per_s", ("rs", "py", "static"), better="↑")
     add("2. … a stream's time, p99 ms", short, "p99_ms", ("rs", "py", "static"))
     sustained = results.get("sustained")
-    add("2. new streams offered at 1,000/s for 10 s: completed/s", sustained, "completed_per_s",
+    add(f"2. new streams offered at {number(sustained, 'offered_per_s', '1,000')}/s: completed/s", sustained, "completed_per_s",
         ("rs", "py", "static"), better="↑")
     add("2. … refused (503)", sustained, "refused", ("rs", "py", "static"), better="")
     add("2. … a stream's time, p99 ms", sustained, "p99_ms", ("rs", "py", "static"))
     resume = results.get("resume")
-    add("3. resume 1 MiB on the other instance: first text, p50 ms", resume, "first_p50_ms")
+    add(f"3. {number(resume, 'resumes', '200')} resumes of 1 MiB on the other instance: first text, p50 ms", resume, "first_p50_ms")
     add("3. … first text, p99 ms", resume, "first_p99_ms")
     add("3. … whole stream, p50 ms", resume, "whole_p50_ms")
     add("3. … whole stream, p99 ms", resume, "whole_p99_ms")
@@ -73,7 +79,7 @@ def rows(results):
         add(f"4. … KiB each, producer's instance", group, "per_follower_kib_A", ("rs", "py", "nchan"))
         add(f"4. … KiB each, redis-server", group, "per_follower_kib_redis", ("rs", "py", "nchan"))
     stalled = results.get("stalled")
-    add("5. 1,000 stalled readers of 8 MiB: KiB each", stalled, "per_reader_kib")
+    add(f"5. {number(stalled, 'readers', '1,000')} stalled readers of 8 MiB: KiB each", stalled, "per_reader_kib")
     add("5. … server CPU % while they hang", stalled, "cpu_B_percent")
     add("5. … a normal reader beside them, MiB/s", stalled, "reader_mib_per_s", better="↑")
     add("5. … RSS before them, MiB", stalled, "rss_before_mib", better="")

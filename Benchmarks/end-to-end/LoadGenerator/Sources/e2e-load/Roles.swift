@@ -213,6 +213,7 @@ final class Follower: ResponseConsumer, @unchecked Sendable {
     private(set) var completed = false
     private var sawBody = false
     private var reported = 0
+    private var stopped = false
 
     init(system: SystemKind, text: TokenText, live: Bool, errors: Errors) {
         self.system = system
@@ -230,8 +231,17 @@ final class Follower: ResponseConsumer, @unchecked Sendable {
         }
     }
 
+    /// Closes the connection on purpose: what follows is no error.
+    func stop(_ connection: HTTPConnection?) {
+        guard let connection else { return }
+        connection.channel?.eventLoop.execute {
+            self.stopped = true
+            connection.close()
+        }
+    }
+
     private func fail(_ kind: String, _ message: String, _ connection: HTTPConnection) {
-        guard !failed, !completed else { return }
+        guard !failed, !completed, !stopped else { return }
         failed = true
         errors.add(kind, message)
         progress?.followerFailed()

@@ -111,7 +111,7 @@ func fanout(_ o: Options) async -> [String: Any] {
     let start = now()
     var end = start
     if step {
-        for index in (warmup + 1)...(warmup + tokens) {
+        for index in (warmup + 1)...(warmup + tokens) where progress.followers > 0 {
             let sent = now()
             publisher.send(index)
             guard await progress.wait(token: index - 1, timeout: .seconds(30)) else {
@@ -138,7 +138,7 @@ func fanout(_ o: Options) async -> [String: Any] {
     _ = await done.wait(timeout: .seconds(30))
     let incomplete = followers.filter { !$0.0.completed && !$0.0.failed }.count
     if incomplete > 0 { errors.add("no_end", "\(incomplete) followers did not see the stream end") }
-    for (_, connection) in followers { connection?.close() }
+    for (follower, connection) in followers { follower.stop(connection) }
     publisher.close()
     let alive = progress.followers
     var result: [String: Any] = [
@@ -195,7 +195,7 @@ func staticFanout(_ o: Options) async -> [String: Any] {
         latencies.append(ms(sent, last))
         end = last
     }
-    for (_, connection) in followers { connection?.close() }
+    for (follower, connection) in followers { follower.stop(connection) }
     let delivered = step ? latencies.count : tokens * o.int("repeat", 1)
     var result: [String: Any] = [
         "followers": count, "alive": followers.count, "tokens": tokens,
@@ -234,7 +234,7 @@ func short(_ o: Options) async -> [String: Any] {
         if let connection { follower.start(on: connection) } else { errors.add("connect", "a connection failed"); done.countDown() }
     }
     if !(await done.wait(timeout: .seconds(300))) { errors.add("timeout", "streams still running after 300 s") }
-    for connection in connections { connection?.close() }
+    for (follower, connection) in zip(followers, connections) { follower.stop(connection) }
     let ok = followers.filter(\.completed)
     let end = ok.map(\.completedAt).max() ?? start
     let latencies = ok.map { ms($0.startedAt, $0.completedAt) }
@@ -278,7 +278,7 @@ func sustained(_ o: Options) async -> [String: Any] {
                     } else {
                         errors.add("timeout", "a stream did not end within 30 s")
                     }
-                    connection.close()
+                    follower.stop(connection)
                 }
             }
         }
@@ -334,7 +334,7 @@ func readOnce(_ o: Options, text: TokenText, errors: Errors, timeout: TimeAmount
     follower.start(on: connection)
     let ok = await latch.wait(timeout: timeout)
     if !ok { errors.add("timeout", "a reader did not get the whole stream in time (at \(follower.checker.offset))") }
-    connection.close()
+    follower.stop(connection)
     let completed = ok && follower.completed
     return (completed ? follower.completedAt - follower.startedAt : 0, follower.firstTextAt > 0 ? follower.firstTextAt - follower.startedAt : 0, completed)
 }
@@ -386,7 +386,7 @@ func idle(_ o: Options) async -> [String: Any] {
     emit(["phase": "connected", "open": open, "all_ready": allReady, "seconds": connectedIn / 1000] + errors.json)
     await waitForLine()
     let still = followers.filter { !$0.0.failed && !($0.1?.isClosed ?? true) }.count
-    for (_, connection) in followers { connection?.close() }
+    for (follower, connection) in followers { follower.stop(connection) }
     publisher?.close()
     return ["followers": count, "open": open, "open_at_end": still, "connect_s": connectedIn / 1000] + errors.json
 }
@@ -413,7 +413,7 @@ func stalled(_ o: Options) async -> [String: Any] {
     let (time, first, ok) = await readOnce(o, text: text, errors: errors, timeout: .seconds(120))
     emit(["phase": "reader", "ok": ok])
     await waitForLine()
-    for (_, connection) in readers { connection?.close() }
+    for (follower, connection) in readers { follower.stop(connection) }
     emit(["phase": "closed"])
     await waitForLine()
     let status = await publisher?.finish() ?? 201

@@ -79,7 +79,7 @@ func waitForLine() async {
 
 /// One JSON line on standard output, flushed.
 func emit(_ object: [String: Any]) {
-    let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+    let data = try! JSONSerialization.data(withJSONObject: jsonSafe(object), options: [.sortedKeys])
     FileHandle.standardOutput.write(data + Data("\n".utf8))
 }
 
@@ -108,5 +108,15 @@ final class Errors: @unchecked Sendable {
 
     var json: [String: Any] {
         lock.withLock { ["errors": counts.values.reduce(0, +), "error_kinds": counts, "error_samples": samples] }
+    }
+}
+
+/// JSON has no NaN or infinity: they become null.
+func jsonSafe(_ value: Any) -> Any {
+    switch value {
+    case let number as Double: return number.isFinite ? number : NSNull()
+    case let dictionary as [String: Any]: return dictionary.mapValues(jsonSafe)
+    case let array as [Any]: return array.map(jsonSafe)
+    default: return value
     }
 }
