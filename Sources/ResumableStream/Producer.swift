@@ -35,16 +35,18 @@ final class Producer: Sendable {
     }
 
     /// Produces the stream: returns once the sentinel says `DONE` and nothing of the stream runs.
-    /// `onClose` runs then, before ``closed`` is set.
+    /// `onSourceEnded` runs once the source has ended (the replay grace begins); `onClose` runs
+    /// at the end, before ``closed`` is set.
     func run<Source: AsyncSequence & SendableMetatype>(
         source makeSource: @escaping @Sendable () -> Source,
         requests: BrokerSubscription,
+        onSourceEnded: @escaping @Sendable () -> Void,
         onClose: @Sendable () -> Void
     ) async where Source.Element == String {
         let produced = OneShot<Void>()
         await withDiscardingTaskGroup { group in
             group.addTask {
-                await self.produce(makeSource)
+                await self.produce(makeSource, onSourceEnded: onSourceEnded)
                 produced.set(())
                 // Ends the request loop below, and with it the lease and the listeners.
                 requests.cancel()
@@ -69,14 +71,19 @@ final class Producer: Sendable {
     }
 
     /// The source, then the replay grace, then `DONE`.
-    private func produce<Source: AsyncSequence & SendableMetatype>(_ makeSource: @escaping @Sendable () -> Source) async where Source.Element == String {
+    private func produce<Source: AsyncSequence & SendableMetatype>(
+        _ makeSource: @escaping @Sendable () -> Source,
+        onSourceEnded: @Sendable () -> Void
+    ) async where Source.Element == String {
         await untilStopped { await self.pull(makeSource) }
         // Cancelled before it ended: readers see `.cancelled`, never a shorter text as complete.
         buffer.finish(.failed(.cancelled))
         listeners.withLock { $0.sourceEnded() }
         sourceEnded.set(())
+        onSourceEnded()
         if core.options.replayGrace > .zero {
-            await untilStopped { try? await Task.sleep(for: self.core.options.replayGrace) }
+            // Ends early when the stream is cancelled.
+            _ = await stopRequested.wait(timeout: core.options.replayGrace)
         }
         listeners.withLock { $0.close() }
         do {

@@ -53,6 +53,8 @@ public final class ResumableStreamContext: Service, Sendable {
 
     private struct Registry {
         var producers: [String: Producer] = [:]
+        /// Producers whose source still runs; the others are in their replay grace.
+        var producing = 0
         var mirrors: [String: (mirror: Mirror, readers: Int)] = [:]
         var shuttingDown = false
     }
@@ -225,9 +227,10 @@ public final class ResumableStreamContext: Service, Sendable {
         _ = await producer.closed.wait()
     }
 
-    /// The streams this process produces, and those it follows for local readers.
-    public var activeStreams: (producing: Int, following: Int) {
-        registry.withLock { ($0.producers.count, $0.mirrors.count) }
+    /// The streams this process produces (their source runs), those whose source has ended and
+    /// that it still answers in their replay grace, and those it follows for local readers.
+    public var activeStreams: (producing: Int, replaying: Int, following: Int) {
+        registry.withLock { ($0.producing, $0.producers.count - $0.producing, $0.mirrors.count) }
     }
 
     /// Bytes held by all stream buffers of this process.
@@ -281,7 +284,11 @@ public final class ResumableStreamContext: Service, Sendable {
         let producer = Producer(streamId: streamId, core: core, claimedAt: claimedAt)
         let late = registry.withLock { registry in
             registry.producers[streamId] = producer
+            registry.producing += 1
             return registry.shuttingDown
+        }
+        let sourceEnded: @Sendable () -> Void = { [weak self] in
+            self?.registry.withLock { $0.producing -= 1 }
         }
         let removeFromRegistry: @Sendable () -> Void = { [weak self] in
             self?.registry.withLock { registry in
@@ -290,10 +297,14 @@ public final class ResumableStreamContext: Service, Sendable {
                 }
             }
         }
-        guard submit({ await producer.run(source: source, requests: requests, onClose: removeFromRegistry) }) else {
+        let run: @Sendable () async -> Void = {
+            await producer.run(source: source, requests: requests, onSourceEnded: sourceEnded, onClose: removeFromRegistry)
+        }
+        guard submit(run) else {
             // The context has stopped: nothing will run the producer. Its lease expires by itself.
             producer.cancel()
             requests.cancel()
+            sourceEnded()
             removeFromRegistry()
             throw ResumableStreamError.shuttingDown
         }

@@ -3,8 +3,21 @@ import NIOCore
 /// One chunk of a stream, with the offset just after it: what a client that received this chunk
 /// passes as `resumeAt` to continue without a gap or a duplicate.
 public struct ResumableStreamChunk: Sendable, Hashable {
-    public let text: String
+    /// The chunk's text as the stream's buffer holds it, without a copy: a writer that sends the
+    /// same chunk to a thousand readers copies it into their writes only.
+    public let slice: Substring
     public let offset: Int
+
+    public var text: String { String(slice) }
+
+    public init(text: String, offset: Int) {
+        self.init(text[...], offset: offset)
+    }
+
+    init(_ slice: Substring, offset: Int) {
+        self.slice = slice
+        self.offset = offset
+    }
 }
 
 /// A stream, from an offset, as its reader sees it: chunks as the producer made them (the first
@@ -57,25 +70,22 @@ public struct ResumableStreamReader: AsyncSequence, Sendable {
                 return .idle
             }
             guard let first = try take(read) else { return nil }
-            var chunks = [first]
-            var bytes = first.text.utf8.count
-            // Each chunk keeps its own offset, so take them one by one; none of this waits. An
-            // end is left for the next call, after these chunks have been handled.
-            while bytes < maximumBytes, case .text(let pieces, let end)? = buffer.readNow(at: offset, maximumChunks: 1) {
-                let size = pieces[0].utf8.count
-                guard bytes + size <= maximumBytes else { break }
-                offset = end
-                chunks.append(ResumableStreamChunk(text: String(pieces[0]), offset: end))
-                bytes += size
+            // The chunks that are there already, each with its own offset, under one lock; none
+            // of this waits. An end is left for the next call, after these chunks are handled.
+            let size = first.slice.utf8.count
+            guard size < maximumBytes else { return .chunks([first]) }
+            let more = buffer.chunksNow(from: offset, maximumBytes: maximumBytes - size)
+            if let last = more.last {
+                offset = last.offset
             }
-            return .chunks(chunks)
+            return .chunks([first] + more)
         }
 
         private mutating func take(_ read: StreamBuffer.Read?) throws -> ResumableStreamChunk? {
             switch read {
             case .text(let pieces, let end)?:
                 offset = end
-                return ResumableStreamChunk(text: String(pieces[0]), offset: end)
+                return ResumableStreamChunk(pieces[0], offset: end)
             case .end(.completed)?, nil:
                 return nil
             case .end(.failed(let error))?:

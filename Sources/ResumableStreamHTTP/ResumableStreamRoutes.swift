@@ -26,12 +26,15 @@ public struct ResumableStreamRoutes<Context: RequestContext>: Sendable {
         public var retryMilliseconds = 1000
         /// Concurrent stream responses (creators and followers) of this process; more get `503`.
         public var maxReaders = 10_000
-        /// Streams this process may produce at once; more creations get `503`.
+        /// Streams whose source this process runs at once; more creations get `503`. Finished
+        /// streams in their replay grace do not count: what they hold is bounded by the buffer
+        /// limits, and who reads them by `maxReaders`.
         public var maxStreams = 1_000
         /// The largest JSON body of a create request.
         public var maxRequestBodySize = 64 * 1024
-        /// The most text one write to a client carries when chunks pile up.
-        public var writeSize = 64 * 1024
+        /// The most text one write to a client carries when chunks pile up: what a client that
+        /// stops reading can leave waiting in the process, beside the connection's own bound.
+        public var writeSize = 4 * 1024
         /// Where idle timers run.
         public var eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
 
@@ -259,7 +262,7 @@ public struct ResumableStreamRoutes<Context: RequestContext>: Sendable {
     /// produces its limit of streams.
     private func checkStreamCapacity() throws {
         guard self.context.activeStreams.producing < configuration.maxStreams else {
-            throw APIError(.serviceUnavailable, "too_many_streams", "this instance produces \(configuration.maxStreams) streams already")
+            throw APIError(.serviceUnavailable, "too_many_streams", "this instance runs the sources of \(configuration.maxStreams) streams already")
         }
     }
 

@@ -87,10 +87,12 @@ struct StreamResponse: Sendable {
                     ServerSentEvents.writeComment("heartbeat", into: &buffer)
                 }
             case .chunks(let chunks)?:
+                // Room for the text and each event's fields, so that the buffer grows once.
+                buffer.reserveCapacity(minimumWritableBytes: chunks.reduce(0) { $0 + $1.slice.utf8.count + 32 })
                 for chunk in chunks {
                     switch framing {
-                    case .sse: ServerSentEvents.writeEvent(data: chunk.text, id: String(chunk.offset), into: &buffer)
-                    case .raw: buffer.writeString(chunk.text)
+                    case .sse: ServerSentEvents.writeEvent(data: chunk.slice, id: String(chunk.offset), into: &buffer)
+                    case .raw: buffer.writeSubstring(chunk.slice)
                     }
                 }
             }
@@ -104,7 +106,9 @@ struct StreamResponse: Sendable {
         guard buffer.readableBytes > 0 else { return }
         metrics.sent(bytes: buffer.readableBytes)
         try await writer.write(buffer)
-        buffer.clear()
+        // The connection holds this one until it is sent; the next write gets its own, rather
+        // than a copy of this one's whole capacity.
+        buffer = ByteBuffer()
     }
 
     private func end(

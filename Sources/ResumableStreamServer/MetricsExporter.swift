@@ -8,6 +8,7 @@ struct MetricsExporter: Sendable {
     let registry: PrometheusCollectorRegistry
     let context: ResumableStreamContext
     private let producing: Gauge
+    private let replaying: Gauge
     private let following: Gauge
     private let buffered: Gauge
 
@@ -17,7 +18,8 @@ struct MetricsExporter: Sendable {
         func gauge(_ name: String, unit: String, _ help: String) -> Gauge {
             registry.makeGauge(descriptor: MetricNameDescriptor(namespace: "resumable_stream", metricName: name, unitName: unit, helpText: help))
         }
-        producing = gauge("producing", unit: "streams", "Streams this instance produces")
+        producing = gauge("producing", unit: "streams", "Streams whose source this instance runs")
+        replaying = gauge("replaying", unit: "streams", "Finished streams this instance still answers, in their replay grace")
         following = gauge("following", unit: "streams", "Streams this instance follows for its readers")
         buffered = gauge("buffered", unit: "bytes", "Bytes held by the stream buffers of this instance")
     }
@@ -25,6 +27,7 @@ struct MetricsExporter: Sendable {
     func response() -> Response {
         let streams = context.activeStreams
         producing.set(Double(streams.producing))
+        replaying.set(Double(streams.replaying))
         following.set(Double(streams.following))
         buffered.set(Double(context.bufferedBytes))
         return Response(

@@ -37,7 +37,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Bytes all streams of the process may buffer (PROCESS_BUFFER_LIMIT).")
     var processBufferLimit = Self.integer("PROCESS_BUFFER_LIMIT") ?? 512 * 1024 * 1024
 
-    @Option(help: "Streams produced at once (MAX_STREAMS).")
+    @Option(help: "Streams whose source runs at once (MAX_STREAMS); finished streams in their replay grace do not count.")
     var maxStreams = Self.integer("MAX_STREAMS") ?? 1_000
 
     @Option(help: "Stream responses at once (MAX_READERS).")

@@ -106,6 +106,32 @@ struct BadInputTests {
         }
     }
 
+    /// A finished stream in its replay grace takes no producer's place: the limit counts sources.
+    @Test func streamsInTheirReplayGraceDoNotCountAgainstTheStreamLimit() async throws {
+        try await withServers(1, sources: Gate.sources, { $0.maxStreams = 1; $0.replayGrace = .seconds(60) }) { servers in
+            let base = servers[0].base
+            let gate = Gate.make()
+            let first = try await Client.create(base, "first", body: gate.body)
+            let (status, object) = try await Client.json(.POST, "\(base)/streams/second", body: Self.demo)
+            #expect(status == 503)
+            #expect(object["error"] as? String == "too_many_streams")
+            gate.send("done")
+            gate.finish()
+            #expect(try await Client.read(first).end?.status == "completed")
+            #expect(servers[0].context.activeStreams == (0, 1, 0))
+            let second = try await Client.create(base, "second", body: Self.demo)
+            #expect(try await Client.read(second).end?.status == "completed")
+            // Both still answer from memory in their grace.
+            let resumed = try await Client.read(try await Client.follow(base, "first"))
+            #expect(resumed.text == "done")
+            for id in ["first", "second"] {
+                try await servers[0].context.cancel(id)
+                await servers[0].context.waitForProducer(id)
+            }
+            try await expectNothingLeft(servers[0])
+        }
+    }
+
     @Test func tooManyStreamsAndTooManyReaders() async throws {
         try await withServers(1, sources: Gate.sources, { $0.maxStreams = 1; $0.maxReaders = 2; $0.replayGrace = .zero }) { servers in
             let base = servers[0].base
@@ -146,6 +172,6 @@ struct BadInputTests {
 /// No producer, no mirror, no reader, and no buffered byte left in `server`.
 func expectNothingLeft(_ server: TestServer, sourceLocation: SourceLocation = #_sourceLocation) async throws {
     try await eventually(sourceLocation: sourceLocation) {
-        server.routes.activeReaders == 0 && server.context.activeStreams == (0, 0)
+        server.routes.activeReaders == 0 && server.context.activeStreams == (0, 0, 0)
     }
 }

@@ -199,13 +199,7 @@ final class StreamBuffer: Sendable {
             case let outcome?: return .end(outcome)
             }
         }
-        // The first chunk that ends after `offset`.
-        var low = 0
-        var high = state.ends.count - 1
-        while low < high {
-            let middle = (low + high) / 2
-            if state.ends[middle] <= offset { low = middle + 1 } else { high = middle }
-        }
+        let low = firstChunk(in: state, endingAfter: offset)
         let start = low == 0 ? 0 : state.ends[low - 1]
         let first = TextUnits.dropping(offset - start, from: state.chunks[low][...])
         guard !first.isEmpty else {
@@ -223,6 +217,38 @@ final class StreamBuffer: Sendable {
             index += 1
         }
         return .text(pieces, end: state.ends[index - 1])
+    }
+
+    /// The index of the first chunk that ends after `offset`, which is less than the length.
+    private static func firstChunk(in state: State, endingAfter offset: Int) -> Int {
+        var low = 0
+        var high = state.ends.count - 1
+        while low < high {
+            let middle = (low + high) / 2
+            if state.ends[middle] <= offset { low = middle + 1 } else { high = middle }
+        }
+        return low
+    }
+
+    /// The whole chunks that start at `offset` (the end of a chunk), each with the offset after it,
+    /// up to `maximumBytes` together: what a reader that has caught up takes in one go, under one
+    /// lock. Empty when there is none, or when `offset` is not where a chunk starts.
+    func chunksNow(from offset: Int, maximumBytes: Int) -> [ResumableStreamChunk] {
+        state.withLock { state in
+            guard offset >= 0, offset < state.length else { return [] }
+            var index = Self.firstChunk(in: state, endingAfter: offset)
+            guard (index == 0 ? 0 : state.ends[index - 1]) == offset else { return [] }
+            var chunks: [ResumableStreamChunk] = []
+            var bytes = 0
+            while index < state.chunks.count {
+                let size = state.chunks[index].utf8.count
+                guard bytes + size <= maximumBytes else { break }
+                chunks.append(ResumableStreamChunk(state.chunks[index][...], offset: state.ends[index]))
+                bytes += size
+                index += 1
+            }
+            return chunks
+        }
     }
 
     private static func takeWaiters(_ state: inout State) -> [CheckedContinuation<Wake, Never>] {
