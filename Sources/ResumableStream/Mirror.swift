@@ -232,9 +232,7 @@ final class Mirror: Sendable {
     private func append(_ message: String) {
         let chunks = frames.withLock { $0.decode(message[...]) }
         do {
-            for chunk in chunks where !chunk.isEmpty {
-                try buffer.append(chunk)
-            }
+            try buffer.append(contentsOf: chunks)
         } catch {
             perform(.finish(.failed(error)))
         }

@@ -14,29 +14,75 @@ public enum ServerSentEvents {
         if let id {
             writeField("id", id, into: &buffer)
         }
+        writeEvent(data: data, name: name, into: &buffer)
+    }
+
+    /// An event whose `id:` is a stream offset, written without making a string of it.
+    public static func writeEvent(data: some StringProtocol, offset: Int, into buffer: inout ByteBuffer) {
+        buffer.writeStaticString("id: ")
+        writeDecimal(offset, into: &buffer)
+        buffer.writeStaticString("\n")
+        writeEvent(data: data, name: nil, into: &buffer)
+    }
+
+    private static func writeEvent(data: some StringProtocol, name: String?, into buffer: inout ByteBuffer) {
         if let name {
             writeField("event", name, into: &buffer)
         }
-        // Byte by byte: CR, LF and CRLF each end a line.
         let text = Substring(data)
-        let bytes = text.utf8
-        var line = bytes.startIndex
-        var index = bytes.startIndex
-        while index < bytes.endIndex {
+        let written: Void? = text.utf8.withContiguousStorageIfAvailable { bytes in
+            writeDataLines(bytes, into: &buffer)
+        }
+        if written == nil {
+            var copy = String(text)
+            copy.withUTF8 { writeDataLines($0, into: &buffer) }
+        }
+        buffer.writeStaticString("\n")
+    }
+
+    /// One `data:` line per line of the text: CR, LF and CRLF each end a line.
+    private static func writeDataLines(_ bytes: UnsafeBufferPointer<UInt8>, into buffer: inout ByteBuffer) {
+        var line = 0
+        var index = 0
+        while index < bytes.count {
             let byte = bytes[index]
             guard byte == UInt8(ascii: "\n") || byte == UInt8(ascii: "\r") else {
-                index = bytes.index(after: index)
+                index += 1
                 continue
             }
-            writeField("data", Substring(bytes[line..<index]), into: &buffer)
-            index = bytes.index(after: index)
-            if byte == UInt8(ascii: "\r"), index < bytes.endIndex, bytes[index] == UInt8(ascii: "\n") {
-                index = bytes.index(after: index)
+            writeDataLine(UnsafeBufferPointer(rebasing: bytes[line..<index]), into: &buffer)
+            index += 1
+            if byte == UInt8(ascii: "\r"), index < bytes.count, bytes[index] == UInt8(ascii: "\n") {
+                index += 1
             }
             line = index
         }
-        writeField("data", Substring(bytes[line...]), into: &buffer)
+        writeDataLine(UnsafeBufferPointer(rebasing: bytes[line...]), into: &buffer)
+    }
+
+    private static func writeDataLine(_ line: UnsafeBufferPointer<UInt8>, into buffer: inout ByteBuffer) {
+        buffer.writeStaticString("data: ")
+        buffer.writeBytes(UnsafeRawBufferPointer(line))
         buffer.writeStaticString("\n")
+    }
+
+    private static func writeDecimal(_ value: Int, into buffer: inout ByteBuffer) {
+        guard value > 0 else {
+            buffer.writeStaticString(value == 0 ? "0" : "-")
+            if value < 0 { buffer.writeString(String(-value)) }
+            return
+        }
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)
+        withUnsafeMutableBytes(of: &digits) { space in
+            var remaining = value
+            var start = space.count
+            while remaining > 0 {
+                start -= 1
+                space[start] = UInt8(ascii: "0") + UInt8(remaining % 10)
+                remaining /= 10
+            }
+            buffer.writeBytes(UnsafeRawBufferPointer(rebasing: space[start...]))
+        }
     }
 
     /// A comment line, which clients ignore: a heartbeat that keeps proxies from closing an idle

@@ -91,7 +91,7 @@ struct StreamResponse: Sendable {
                 buffer.reserveCapacity(minimumWritableBytes: chunks.reduce(0) { $0 + $1.slice.utf8.count + 32 })
                 for chunk in chunks {
                     switch framing {
-                    case .sse: ServerSentEvents.writeEvent(data: chunk.slice, id: String(chunk.offset), into: &buffer)
+                    case .sse: ServerSentEvents.writeEvent(data: chunk.slice, offset: chunk.offset, into: &buffer)
                     case .raw: buffer.writeSubstring(chunk.slice)
                     }
                 }

@@ -16,7 +16,9 @@ final class StreamBuffer: Sendable {
     }
 
     private struct State {
-        var chunks: [String] = []
+        /// Whole strings (a producer's chunks), or slices of the message they came in (a
+        /// mirror's): no copy either way.
+        var chunks: [Substring] = []
         /// `ends[i]` is the offset just after chunk `i`.
         var ends: [Int] = []
         var bytes = 0
@@ -49,31 +51,38 @@ final class StreamBuffer: Sendable {
     ///
     /// - Throws: when the chunk does not fit; the buffer is then failed with that error.
     func append(_ chunk: String) throws(ResumableStreamError) {
-        let size = chunk.utf8.count
-        let result: Result<[CheckedContinuation<Wake, Never>], ResumableStreamError> = state.withLock { state in
-            guard state.outcome == nil else { return .success([]) }
+        try append(contentsOf: CollectionOfOne(chunk[...]))
+    }
+
+    /// Appends chunks, in order, under one lock, and wakes the readers waiting for them once.
+    /// Empty chunks are skipped.
+    ///
+    /// - Throws: when a chunk does not fit; the ones before it are kept, and the buffer is then
+    ///   failed with that error.
+    func append(contentsOf chunks: some Collection<Substring>) throws(ResumableStreamError) {
+        // Measured outside the lock: readers wait for it, not for this.
+        let sizes = chunks.map { ($0.utf8.count, TextUnits.count($0)) }
+        let (waiters, failure) = state.withLock { state -> ([CheckedContinuation<Wake, Never>], ResumableStreamError?) in
+            guard state.outcome == nil else { return ([], nil) }
             var failure: ResumableStreamError?
-            if state.bytes + size > limit {
-                failure = .streamBufferLimitExceeded(limit: limit)
-            } else if !state.released, !budget.reserve(size) {
-                failure = .processBufferLimitExceeded(limit: budget.limit)
+            for (chunk, (size, units)) in zip(chunks, sizes) where size > 0 {
+                if state.bytes + size > limit {
+                    failure = .streamBufferLimitExceeded(limit: limit)
+                } else if !state.released, !budget.reserve(size) {
+                    failure = .processBufferLimitExceeded(limit: budget.limit)
+                }
+                if failure != nil { break }
+                state.chunks.append(chunk)
+                state.ends.append(state.length + units)
+                state.bytes += size
             }
             if let failure {
                 state.outcome = .failed(failure)
-                return .failure(failure)
             }
-            state.chunks.append(chunk)
-            state.ends.append(state.length + TextUnits.count(chunk))
-            state.bytes += size
-            return .success(Self.takeWaiters(&state))
+            return (Self.takeWaiters(&state), failure)
         }
-        switch result {
-        case .success(let waiters):
-            waiters.forEach { $0.resume(returning: .recheck) }
-        case .failure(let error):
-            wakeAll()
-            throw error
-        }
+        waiters.forEach { $0.resume(returning: .recheck) }
+        if let failure { throw failure }
     }
 
     /// Ends the stream; readers read what is buffered, then see `outcome`. Later calls change nothing.
@@ -201,7 +210,7 @@ final class StreamBuffer: Sendable {
         }
         let low = firstChunk(in: state, endingAfter: offset)
         let start = low == 0 ? 0 : state.ends[low - 1]
-        let first = TextUnits.dropping(offset - start, from: state.chunks[low][...])
+        let first = TextUnits.dropping(offset - start, from: state.chunks[low])
         guard !first.isEmpty else {
             // The offset was inside a surrogate pair that ends the chunk: read from the next one.
             return read(in: state, at: state.ends[low], maximumBytes: maximumBytes, maximumChunks: maximumChunks)
@@ -212,7 +221,7 @@ final class StreamBuffer: Sendable {
         while index < state.chunks.count, pieces.count < maximumChunks {
             let size = state.chunks[index].utf8.count
             guard bytes + size <= maximumBytes else { break }
-            pieces.append(state.chunks[index][...])
+            pieces.append(state.chunks[index])
             bytes += size
             index += 1
         }
@@ -243,7 +252,7 @@ final class StreamBuffer: Sendable {
             while index < state.chunks.count {
                 let size = state.chunks[index].utf8.count
                 guard bytes + size <= maximumBytes else { break }
-                chunks.append(ResumableStreamChunk(state.chunks[index][...], offset: state.ends[index]))
+                chunks.append(ResumableStreamChunk(state.chunks[index], offset: state.ends[index]))
                 bytes += size
                 index += 1
             }
@@ -256,10 +265,5 @@ final class StreamBuffer: Sendable {
         let waiters = Array(state.waiters.values)
         state.waiters.removeAll(keepingCapacity: true)
         return waiters
-    }
-
-    private func wakeAll() {
-        let waiters = state.withLock { Self.takeWaiters(&$0) }
-        waiters.forEach { $0.resume(returning: .recheck) }
     }
 }

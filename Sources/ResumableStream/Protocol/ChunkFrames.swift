@@ -76,29 +76,40 @@ enum ChunkFrames {
     struct Decoder: Sendable {
         private var partial = ""
 
-        /// The whole chunks that `message` completes, in order.
-        mutating func decode(_ message: Substring) -> [String] {
+        /// The whole chunks that `message` completes, in order: slices of it, not copies, except
+        /// for a chunk that came in parts.
+        mutating func decode(_ message: Substring) -> [Substring] {
             guard message.hasPrefix(start) else {
                 // A message that is not a frame: a whole chunk (a reference producer's message may
                 // hold several, which nothing can tell apart).
-                return message.isEmpty ? [] : [String(message)]
+                return message.isEmpty ? [] : [message]
             }
             let afterStart = message.dropFirst(start.count)
             guard let headerEnd = afterStart.firstIndex(of: "\u{0}"),
                 let lengths = Self.lengths(afterStart[..<headerEnd])
             else {
-                return [String(message)]
+                return [message]
             }
-            let text = afterStart[afterStart.index(after: headerEnd)...].utf8
-            guard lengths.reduce(0, { $0 + $1.bytes }) == text.count else { return [String(message)] }
-            var chunks: [String] = []
-            var index = text.startIndex
+            let text = afterStart[afterStart.index(after: headerEnd)...]
+            let utf8 = text.utf8
+            guard lengths.reduce(0, { $0 + $1.bytes }) == utf8.count else { return [message] }
+            var chunks: [Substring] = []
+            chunks.reserveCapacity(lengths.count)
+            var index = utf8.startIndex
             for length in lengths {
-                let end = text.index(index, offsetBy: length.bytes)
-                partial += String(decoding: text[index..<end], as: UTF8.self)
+                let end = utf8.index(index, offsetBy: length.bytes)
+                // The producer cuts at scalar boundaries; a frame cut elsewhere is one chunk.
+                guard end == utf8.endIndex || !UTF8.isContinuation(utf8[end]) else {
+                    return [message]
+                }
+                let piece = text[index..<end]
                 index = end
-                if !length.continues {
-                    chunks.append(partial)
+                if length.continues {
+                    partial += piece
+                } else if partial.isEmpty {
+                    chunks.append(piece)
+                } else {
+                    chunks.append(Substring(partial + piece))
                     partial = ""
                 }
             }
