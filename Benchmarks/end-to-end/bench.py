@@ -258,16 +258,20 @@ class Bench:
         for server in self.servers:
             server.ensure()
 
-    def fresh(self):
+    def fresh(self, restart_redis=False):
         """Every system's instances anew and an empty Redis, between scenarios: what one scenario
-        left behind (a Python listener that Redis disconnected, memory) does not carry over."""
-        for system in SYSTEMS:
-            for server in self.instances[system]:
-                server.stop()
-        redis_cli(self.redis_port, "FLUSHALL")
-        for system in SYSTEMS:
-            for server in self.instances[system]:
-                server.start()
+        left behind (a Python listener that Redis disconnected, memory) does not carry over. Before
+        each round of a memory scenario Redis starts anew too, since a process keeps freed memory."""
+        servers = [s for system in SYSTEMS for s in self.instances[system]] + [self.static]
+        for server in servers:
+            server.stop()
+        if restart_redis:
+            self.redis.stop()
+            self.redis.start()
+        else:
+            redis_cli(self.redis_port, "FLUSHALL")
+        for server in servers:
+            server.start()
 
     # -- the load generator --------------------------------------------------------------------
 
@@ -316,9 +320,9 @@ def median(values):
 
 def combine(results):
     """Medians of the numbers of a run's rounds; errors added up, with their samples."""
-    out = {"rounds": len(results)}
+    out = {"rounds": len(results), "per_round": results}
     keys = {k for r in results for k in r}
-    for key in keys:
+    for key in keys - {"per_round"}:
         values = [r.get(key) for r in results]
         if key in ("errors",):
             out[key] = sum(v or 0 for v in values)
@@ -416,6 +420,7 @@ def processes(bench, system):
 
 def idle(bench, followers, rounds):
     def make(system):
+        bench.fresh(restart_redis=True)
         procs = processes(bench, system)
         before = {}
         after = {}
@@ -441,6 +446,7 @@ def idle(bench, followers, rounds):
 
 def stalled(bench, readers, rounds):
     def make(system):
+        bench.fresh(restart_redis=True)
         procs = processes(bench, system)
         server = procs.get("B", procs.get("static"))
         marks = {}

@@ -111,7 +111,8 @@ def plot(results, path):
     fanout = results.get("fanout") or {}
     counts = sorted(int(n) for n in fanout)
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for system, label in NAMES.items():
+    labels = dict(NAMES, static="static nginx (each follower GETs one event)")
+    for system, label in labels.items():
         xs, p50, p99 = [], [], []
         for n in counts:
             r = fanout.get(n) or fanout.get(str(n)) or {}
@@ -149,5 +150,9 @@ if __name__ == "__main__":
     import json
     import sys
 
-    path = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), ".build", "results", "latest.json")
-    write(json.load(open(path)), os.path.dirname(path))
+    # Several files: their scenarios together (a later file's scenario replaces an earlier one's).
+    paths = sys.argv[1:] or [os.path.join(os.path.dirname(os.path.abspath(__file__)), ".build", "results", "latest.json")]
+    results = {}
+    for path in paths:
+        results.update(json.load(open(path)))
+    write(results, os.path.dirname(os.path.abspath(paths[-1])))

@@ -141,8 +141,12 @@ func fanout(_ o: Options) async -> [String: Any] {
     for (follower, connection) in followers { follower.stop(connection) }
     publisher.close()
     let alive = progress.followers
+    // How many events carried the tokens: a source that sends faster than it is read gets its
+    // tokens read together, and they go out as fewer, larger events.
+    let events = followers.map { Double($0.0.checker.events) }.reduce(0, +) / Double(max(count, 1))
     var result: [String: Any] = [
         "followers": count, "alive": alive, "tokens": tokens, "ingest_status": status,
+        "events_per_follower": events,
         "elapsed_s": ms(start, end) / 1000,
         "chunks_per_s": end > start ? Double(alive * latencies.count.orIfZero(tokens)) / (ms(start, end) / 1000) : 0,
     ]
