@@ -211,8 +211,10 @@ final class Producer: Sendable {
         }
         do {
             while true {
+                // A small first frame: the follower's readers start with it, while the rest of a
+                // long replay is still on its way.
                 let read = first
-                    ? buffer.readNow(at: offset, maximumBytes: frameSize) ?? .text([""], end: offset)
+                    ? buffer.readNow(at: offset, maximumBytes: min(frameSize, 4 * 1024)) ?? .text([""], end: offset)
                     : try await buffer.read(at: offset, maximumBytes: frameSize)
                 first = false
                 switch read {

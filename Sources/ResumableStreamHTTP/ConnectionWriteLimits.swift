@@ -16,7 +16,8 @@ import Glibc
 ///   the CPU a stalled client costs, and the memory, times every stalled client.
 ///
 /// A client that reads keeps its data moving: unsent bytes leave the queue as fast as it takes
-/// them, and the kernel's window still carries what is in flight.
+/// them, and the kernel's window still carries what is in flight. Too small a bound costs such a
+/// client wake-ups: with 16 KiB, a 1 MiB resume on loopback took 45 ms instead of 32 (64 KiB).
 final class ConnectionWriteLimits: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = NIOAny
 

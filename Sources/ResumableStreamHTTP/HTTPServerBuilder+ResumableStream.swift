@@ -11,7 +11,7 @@ extension HTTPServerBuilder {
     /// connection hold is bounded (``ConnectionWriteLimits``).
     public static func resumableStream(headerTimeout: Duration, idleTimeout: Duration, logger: Logger) -> HTTPServerBuilder {
         .http1(configuration: HTTP1Channel.Configuration(additionalChannelHandlers: [
-            ConnectionWriteLimits(pendingBytes: 8 * 1024, unsentBytes: 16 * 1024),
+            ConnectionWriteLimits(pendingBytes: 8 * 1024, unsentBytes: 64 * 1024),
             ParserErrorResponder(logger: logger),
             ConnectionTimeoutHandler(headerTimeout: TimeAmount(headerTimeout), idleTimeout: TimeAmount(idleTimeout), logger: logger),
         ]))

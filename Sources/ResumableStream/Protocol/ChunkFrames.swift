@@ -19,27 +19,30 @@ enum ChunkFrames {
     /// header.
     static func encode(_ pieces: [Substring], maximumBytes: Int) -> [String] {
         var messages: [String] = []
-        var lengths: [(bytes: Int, continues: Bool)] = []
-        var text = ""
+        var frame: [(text: Substring, continues: Bool)] = []
         var bytes = 0
         // The last frame's last chunk goes on in the next frame, which then cannot go as it is.
         var continuing = false
         func flush() {
-            guard !lengths.isEmpty else { return }
-            if lengths.count == 1, !lengths[0].continues, !continuing, !needsFrame(text) {
-                messages.append(text)
+            guard let last = frame.last else { return }
+            if frame.count == 1, !last.continues, !continuing, !needsFrame(last.text) {
+                messages.append(String(last.text))
             } else {
-                var header = start
-                for (index, length) in lengths.enumerated() {
-                    if index > 0 { header += "," }
-                    header += String(length.bytes)
-                    if length.continues { header += "+" }
+                // The header as bytes, then the text, into one string of the right capacity.
+                var header = Array(start.utf8)
+                for (index, piece) in frame.enumerated() {
+                    if index > 0 { header.append(UInt8(ascii: ",")) }
+                    header.append(contentsOf: String(piece.text.utf8.count).utf8)
+                    if piece.continues { header.append(UInt8(ascii: "+")) }
                 }
-                messages.append(header + "\u{0}" + text)
+                header.append(0)
+                var message = String(decoding: header, as: UTF8.self)
+                message.reserveCapacity(header.count + bytes)
+                for piece in frame { message += piece.text }
+                messages.append(message)
             }
-            continuing = lengths[lengths.count - 1].continues
-            lengths.removeAll(keepingCapacity: true)
-            text = ""
+            continuing = last.continues
+            frame.removeAll(keepingCapacity: true)
             bytes = 0
         }
         for piece in pieces {
@@ -48,16 +51,14 @@ enum ChunkFrames {
                 flush()
             }
             guard size > maximumBytes else {
-                lengths.append((size, false))
-                text += piece
+                frame.append((piece, false))
                 bytes += size
                 continue
             }
             // Larger than a frame: its parts go one a frame, all but the last marked as going on.
             let parts = TextUnits.frames(of: piece, maximumBytes: maximumBytes)
             for (index, part) in parts.enumerated() {
-                lengths.append((part.utf8.count, index < parts.count - 1))
-                text += part
+                frame.append((part, index < parts.count - 1))
                 bytes += part.utf8.count
                 if index < parts.count - 1 { flush() }
             }
@@ -67,7 +68,7 @@ enum ChunkFrames {
     }
 
     /// Whether a whole chunk cannot go as it is: it would be read as a frame or as the end.
-    private static func needsFrame(_ text: String) -> Bool {
+    private static func needsFrame(_ text: Substring) -> Bool {
         text.utf8.first == 0 || text.hasPrefix(WireProtocol.endMessage)
     }
 
@@ -84,22 +85,23 @@ enum ChunkFrames {
                 // hold several, which nothing can tell apart).
                 return message.isEmpty ? [] : [message]
             }
-            let afterStart = message.dropFirst(start.count)
-            guard let headerEnd = afterStart.firstIndex(of: "\u{0}"),
-                let lengths = Self.lengths(afterStart[..<headerEnd])
+            // The header is read as bytes: it holds a few characters per chunk, thousands a frame.
+            let utf8 = message.utf8
+            let afterStart = utf8.index(utf8.startIndex, offsetBy: start.utf8.count)
+            guard let headerEnd = utf8[afterStart...].firstIndex(of: 0),
+                let lengths = Self.lengths(utf8[afterStart..<headerEnd])
             else {
                 return [message]
             }
-            let text = afterStart[afterStart.index(after: headerEnd)...]
-            let utf8 = text.utf8
-            guard lengths.reduce(0, { $0 + $1.bytes }) == utf8.count else { return [message] }
+            let text = message[utf8.index(after: headerEnd)...]
+            guard lengths.reduce(0, { $0 + $1.bytes }) == text.utf8.count else { return [message] }
             var chunks: [Substring] = []
             chunks.reserveCapacity(lengths.count)
-            var index = utf8.startIndex
+            var index = text.utf8.startIndex
             for length in lengths {
-                let end = utf8.index(index, offsetBy: length.bytes)
+                let end = text.utf8.index(index, offsetBy: length.bytes)
                 // The producer cuts at scalar boundaries; a frame cut elsewhere is one chunk.
-                guard end == utf8.endIndex || !UTF8.isContinuation(utf8[end]) else {
+                guard end == text.utf8.endIndex || !UTF8.isContinuation(text.utf8[end]) else {
                     return [message]
                 }
                 let piece = text[index..<end]
@@ -116,14 +118,30 @@ enum ChunkFrames {
             return chunks
         }
 
-        private static func lengths(_ header: Substring) -> [(bytes: Int, continues: Bool)]? {
+        /// `12,7,300+`: byte counts, the last one maybe marked as going on.
+        private static func lengths(_ header: Substring.UTF8View.SubSequence) -> [(bytes: Int, continues: Bool)]? {
             var lengths: [(bytes: Int, continues: Bool)] = []
-            for field in header.split(separator: ",", omittingEmptySubsequences: false) {
-                let continues = field.hasSuffix("+")
-                guard let bytes = Int(continues ? field.dropLast() : field), bytes >= 0 else { return nil }
-                lengths.append((bytes, continues))
+            var value = 0
+            var digits = 0
+            var continues = false
+            for byte in header {
+                switch byte {
+                case UInt8(ascii: "0")...UInt8(ascii: "9") where !continues:
+                    guard digits < 18 else { return nil }
+                    value = value * 10 + Int(byte - UInt8(ascii: "0"))
+                    digits += 1
+                case UInt8(ascii: "+") where digits > 0 && !continues:
+                    continues = true
+                case UInt8(ascii: ",") where digits > 0:
+                    lengths.append((value, continues))
+                    (value, digits, continues) = (0, 0, false)
+                default:
+                    return nil
+                }
             }
-            return lengths.isEmpty ? nil : lengths
+            guard digits > 0 else { return nil }
+            lengths.append((value, continues))
+            return lengths
         }
     }
 }
