@@ -141,6 +141,12 @@ struct ServeCommand: AsyncParsableCommand {
             logger.logLevel = configuration.logLevel
             return logger
         }()
+        if let files = OpenFileLimit.raise() {
+            logger.log(
+                level: files.after < UInt64(maxReaders) + 1_024 ? .warning : .debug,
+                "open files: \(files.after) (the soft limit was \(files.before)); --max-readers is \(maxReaders)"
+            )
+        }
         let broker = configuration.redisURL == nil ? "the embedded broker (one instance)" : "Redis"
         let server = try await StreamServer(configuration: configuration, metrics: registry, logger: logger) { port in
             logger.info("listening on http://\(host):\(port) with \(broker)")
