@@ -39,19 +39,19 @@ public final class IdleTimer: Sendable {
         scheduled?.cancel()
     }
 
-    /// The reader read something now.
-    func noteActivity() {
-        let now = NIODeadline.now()
-        state.withLock { $0.lastActivity = now }
-    }
-
-    /// Called by the buffer, under its lock, as the reader starts waiting and once it stops.
+    /// Called by the buffer, under its lock, as the reader starts waiting.
     func waiting(on buffer: StreamBuffer, id: Int) {
         state.withLock { $0.waiter = (buffer, id) }
     }
 
-    func stoppedWaiting() {
-        state.withLock { $0.waiter = nil }
+    /// Called by the buffer once the reader's read or wait is over, with one lock: whether it got
+    /// text (its activity, from which the next interval counts).
+    func stoppedWaiting(gotText: Bool) {
+        let now: NIODeadline? = gotText ? .now() : nil
+        state.withLock { state in
+            state.waiter = nil
+            if let now { state.lastActivity = now }
+        }
     }
 
     private func schedule(at deadline: NIODeadline) {

@@ -51,7 +51,9 @@ final class StreamBuffer: Sendable {
     ///
     /// - Throws: when the chunk does not fit; the buffer is then failed with that error.
     func append(_ chunk: String) throws(ResumableStreamError) {
-        try append(contentsOf: CollectionOfOne(chunk[...]))
+        let size = chunk.utf8.count
+        let units = TextUnits.count(chunk)
+        try appending { state in Self.append(chunk[...], size: size, units: units, to: &state, limit: limit, budget: budget) }
     }
 
     /// Appends chunks, in order, under one lock, and wakes the readers waiting for them once.
@@ -62,20 +64,22 @@ final class StreamBuffer: Sendable {
     func append(contentsOf chunks: some Collection<Substring>) throws(ResumableStreamError) {
         // Measured outside the lock: readers wait for it, not for this.
         let sizes = chunks.map { ($0.utf8.count, TextUnits.count($0)) }
+        try appending { state in
+            for (chunk, (size, units)) in zip(chunks, sizes) {
+                if let failure = Self.append(chunk, size: size, units: units, to: &state, limit: limit, budget: budget) {
+                    return failure
+                }
+            }
+            return nil
+        }
+    }
+
+    /// Runs `body` under the lock on a live buffer, fails the buffer with the error it returns,
+    /// then wakes the waiting readers.
+    private func appending(_ body: (inout State) -> ResumableStreamError?) throws(ResumableStreamError) {
         let (waiters, failure) = state.withLock { state -> ([CheckedContinuation<Wake, Never>], ResumableStreamError?) in
             guard state.outcome == nil else { return ([], nil) }
-            var failure: ResumableStreamError?
-            for (chunk, (size, units)) in zip(chunks, sizes) where size > 0 {
-                if state.bytes + size > limit {
-                    failure = .streamBufferLimitExceeded(limit: limit)
-                } else if !state.released, !budget.reserve(size) {
-                    failure = .processBufferLimitExceeded(limit: budget.limit)
-                }
-                if failure != nil { break }
-                state.chunks.append(chunk)
-                state.ends.append(state.length + units)
-                state.bytes += size
-            }
+            let failure = body(&state)
             if let failure {
                 state.outcome = .failed(failure)
             }
@@ -83,6 +87,28 @@ final class StreamBuffer: Sendable {
         }
         waiters.forEach { $0.resume(returning: .recheck) }
         if let failure { throw failure }
+    }
+
+    /// One chunk into the state, or the limit it would break.
+    private static func append(
+        _ chunk: Substring,
+        size: Int,
+        units: Int,
+        to state: inout State,
+        limit: Int,
+        budget: MemoryBudget
+    ) -> ResumableStreamError? {
+        guard size > 0 else { return nil }
+        if state.bytes + size > limit {
+            return .streamBufferLimitExceeded(limit: limit)
+        }
+        if !state.released, !budget.reserve(size) {
+            return .processBufferLimitExceeded(limit: budget.limit)
+        }
+        state.chunks.append(chunk)
+        state.ends.append(state.length + units)
+        state.bytes += size
+        return nil
     }
 
     /// Ends the stream; readers read what is buffered, then see `outcome`. Later calls change nothing.
@@ -170,16 +196,16 @@ final class StreamBuffer: Sendable {
                 let waiter = self.state.withLock { $0.waiters.removeValue(forKey: id) }
                 waiter?.resume(returning: .recheck)
             }
-            idleTimer?.stoppedWaiting()
+            if case .ready = wake {
+                idleTimer?.stoppedWaiting(gotText: true)
+            } else {
+                idleTimer?.stoppedWaiting(gotText: false)
+            }
             try Task.checkCancellation()
             switch wake {
-            case .ready(let read):
-                idleTimer?.noteActivity()
-                return read
-            case .idle:
-                return nil
-            case .recheck:
-                continue
+            case .ready(let read): return read
+            case .idle: return nil
+            case .recheck: continue
             }
         }
     }
@@ -215,17 +241,8 @@ final class StreamBuffer: Sendable {
             // The offset was inside a surrogate pair that ends the chunk: read from the next one.
             return read(in: state, at: state.ends[low], maximumBytes: maximumBytes, maximumChunks: maximumChunks)
         }
-        var pieces = [first]
-        var bytes = pieces[0].utf8.count
-        var index = low + 1
-        while index < state.chunks.count, pieces.count < maximumChunks {
-            let size = state.chunks[index].utf8.count
-            guard bytes + size <= maximumBytes else { break }
-            pieces.append(state.chunks[index])
-            bytes += size
-            index += 1
-        }
-        return .text(pieces, end: state.ends[index - 1])
+        let rest = wholeChunks(in: state, from: low + 1, maximumBytes: maximumBytes - first.utf8.count, maximumChunks: maximumChunks - 1)
+        return .text([first] + state.chunks[rest], end: state.ends[rest.upperBound - 1])
     }
 
     /// The index of the first chunk that ends after `offset`, which is less than the length.
@@ -239,24 +256,30 @@ final class StreamBuffer: Sendable {
         return low
     }
 
+    /// The chunks from `index` on that fit, together, in `maximumBytes`, at most `maximumChunks`.
+    private static func wholeChunks(in state: State, from index: Int, maximumBytes: Int, maximumChunks: Int = .max) -> Range<Int> {
+        var end = index
+        var bytes = 0
+        while end < state.chunks.count, end - index < maximumChunks {
+            let size = state.chunks[end].utf8.count
+            guard bytes + size <= maximumBytes else { break }
+            bytes += size
+            end += 1
+        }
+        return index..<end
+    }
+
     /// The whole chunks that start at `offset` (the end of a chunk), each with the offset after it,
     /// up to `maximumBytes` together: what a reader that has caught up takes in one go, under one
     /// lock. Empty when there is none, or when `offset` is not where a chunk starts.
     func chunksNow(from offset: Int, maximumBytes: Int) -> [ResumableStreamChunk] {
         state.withLock { state in
             guard offset >= 0, offset < state.length else { return [] }
-            var index = Self.firstChunk(in: state, endingAfter: offset)
+            let index = Self.firstChunk(in: state, endingAfter: offset)
             guard (index == 0 ? 0 : state.ends[index - 1]) == offset else { return [] }
-            var chunks: [ResumableStreamChunk] = []
-            var bytes = 0
-            while index < state.chunks.count {
-                let size = state.chunks[index].utf8.count
-                guard bytes + size <= maximumBytes else { break }
-                chunks.append(ResumableStreamChunk(state.chunks[index], offset: state.ends[index]))
-                bytes += size
-                index += 1
+            return Self.wholeChunks(in: state, from: index, maximumBytes: maximumBytes).map {
+                ResumableStreamChunk(state.chunks[$0], offset: state.ends[$0])
             }
-            return chunks
         }
     }
 
