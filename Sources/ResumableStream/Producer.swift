@@ -73,14 +73,11 @@ final class Producer: Sendable {
     /// The source, then the replay grace, then `DONE`.
     private func produce<Source: AsyncSequence & SendableMetatype>(
         _ makeSource: @escaping @Sendable () -> Source,
-        onSourceEnded: @Sendable () -> Void
+        onSourceEnded: @escaping @Sendable () -> Void
     ) async where Source.Element == String {
-        await untilStopped { await self.pull(makeSource) }
+        await untilStopped { await self.pull(makeSource, onSourceEnded: onSourceEnded) }
         // Cancelled before it ended: readers see `.cancelled`, never a shorter text as complete.
-        buffer.finish(.failed(.cancelled))
-        listeners.withLock { $0.sourceEnded() }
-        sourceEnded.set(())
-        onSourceEnded()
+        endSource(.failed(.cancelled), onSourceEnded: onSourceEnded)
         if core.options.replayGrace > .zero {
             // Ends early when the stream is cancelled.
             _ = await stopRequested.wait(timeout: core.options.replayGrace)
@@ -108,22 +105,39 @@ final class Producer: Sendable {
         }
     }
 
-    private func pull<Source: AsyncSequence & SendableMetatype>(_ makeSource: @Sendable () -> Source) async where Source.Element == String {
+    private func pull<Source: AsyncSequence & SendableMetatype>(
+        _ makeSource: @Sendable () -> Source,
+        onSourceEnded: @Sendable () -> Void
+    ) async where Source.Element == String {
+        let outcome: StreamBuffer.Outcome
         do {
             for try await chunk in makeSource() {
                 guard !chunk.isEmpty else { continue }
                 try buffer.append(chunk)
             }
-            buffer.finish(.completed)
+            // A source that returns because it was cancelled has not completed.
+            outcome = Task.isCancelled ? .failed(.cancelled) : .completed
         } catch let error as ResumableStreamError {
-            buffer.finish(.failed(error))
+            outcome = .failed(error)
         } catch {
             // A source that stops because it was cancelled ends the stream as cancelled.
-            buffer.finish(.failed(Task.isCancelled ? .cancelled : .sourceFailed("\(error)")))
+            outcome = .failed(Task.isCancelled ? .cancelled : .sourceFailed("\(error)"))
         }
-        if Task.isCancelled {
-            buffer.finish(.failed(.cancelled))
+        endSource(outcome, onSourceEnded: onSourceEnded)
+    }
+
+    /// Ends the source once. The stream stops counting as produced before any reader can see its
+    /// end, so that a client that read the end may start another stream at once without meeting
+    /// the stream limit.
+    private func endSource(_ outcome: StreamBuffer.Outcome, onSourceEnded: @Sendable () -> Void) {
+        let first = listeners.withLock { listeners in
+            let producing = listeners.phase == .producing
+            listeners.sourceEnded()
+            return producing
         }
+        if first { onSourceEnded() }
+        buffer.finish(outcome)
+        if first { sourceEnded.set(()) }
     }
 
     private func answer(_ requests: BrokerSubscription, in group: inout DiscardingTaskGroup) async {
