@@ -18,18 +18,38 @@ final class Producer: Sendable {
     let sourceEnded = OneShot<Void>()
 
     /// Names this stream's producer in the first message of each answer (see
-    /// ``WireProtocol/marked(_:producer:)``).
-    let producerId = UUID().uuidString
-    private let core: ContextCore
+    /// ``WireProtocol/marked(_:producer:)``), and is its writer's token in the store.
+    let producerId: String
+    /// How a durable stream's producer writes the store; `nil` in memory.
+    let storage: Storage?
+    let core: ContextCore
     private let listeners = Mutex(ProducerListeners())
     private let lease: Mutex<SentinelLease>
     /// Set by ``cancel()``: ends the source, or the replay grace if the source has ended.
-    private let stopRequested = OneShot<Void>()
+    let stopRequested = OneShot<Void>()
+    /// Set when the source of an ingest that may be continued has gone without an end: the
+    /// stream is left to another producer, not ended.
+    let detaching = OneShot<Void>()
+    /// Set when the store told this producer that another holds its stream (durable streams).
+    let fenced = OneShot<Void>()
+    /// Set once the store has everything this producer will write there (durable streams).
+    let stored = OneShot<Void>()
+
+    struct Storage: Sendable {
+        let store: any StreamStore
+        let keys: StoredStreamKeys
+        /// An ingest whose producer may go away, and be continued by another.
+        let ingest: Bool
+        /// What the store holds already (a continued ingest): the writer starts there.
+        let storedLength: Int
+    }
 
     /// - Parameter claimedAt: when Redis created the sentinel, with a lease's expiry.
-    init(streamId: String, core: ContextCore, claimedAt: ContinuousClock.Instant) {
+    init(streamId: String, core: ContextCore, claimedAt: ContinuousClock.Instant, producerId: String = UUID().uuidString, storage: Storage? = nil) {
         self.streamId = streamId
         self.core = core
+        self.producerId = producerId
+        self.storage = storage
         self.buffer = StreamBuffer(limit: core.options.streamBufferLimit, budget: core.budget)
         self.lease = Mutex(SentinelLease(lease: .seconds(core.options.leaseSeconds), now: claimedAt))
     }
@@ -52,6 +72,11 @@ final class Producer: Sendable {
                 requests.cancel()
             }
             group.addTask { await self.keepLease(until: produced) }
+            if let storage {
+                group.addTask { await self.store(storage) }
+            } else {
+                stored.set(())
+            }
             await answer(requests, in: &group)
             // The requests also end when the subscriber is closed under them: that stops the
             // answers, not the source. The group then waits for the lease to stop and for each
@@ -78,6 +103,15 @@ final class Producer: Sendable {
         await untilStopped { await self.pull(makeSource, onSourceEnded: onSourceEnded) }
         // Cancelled before it ended: readers see `.cancelled`, never a shorter text as complete.
         endSource(.failed(.cancelled), onSourceEnded: onSourceEnded)
+        if storage != nil {
+            // The end goes to the store before the sentinel may say `DONE`.
+            _ = await stored.wait()
+        }
+        if detaching.currentValue != nil || fenced.currentValue != nil {
+            // Left to another producer: no grace, and the stream is not done here.
+            listeners.withLock { $0.close() }
+            return
+        }
         if core.options.replayGrace > .zero {
             // Ends early when the stream is cancelled.
             _ = await stopRequested.wait(timeout: core.options.replayGrace)
@@ -119,6 +153,11 @@ final class Producer: Sendable {
             outcome = Task.isCancelled ? .failed(.cancelled) : .completed
         } catch let error as ResumableStreamError {
             outcome = .failed(error)
+        } catch let error as SourceDetached where storage?.ingest == true {
+            // Its readers here end; the stream waits in the store for another producer.
+            core.logger.info("an ingest's producer went away; the stream waits to be continued", metadata: ["stream": "\(streamId)", "reason": "\(error.reason)"])
+            detaching.set(())
+            outcome = .failed(.producerLost(streamId: streamId))
         } catch {
             // A source that stops because it was cancelled ends the stream as cancelled.
             outcome = .failed(Task.isCancelled ? .cancelled : .sourceFailed("\(error)"))
@@ -192,7 +231,13 @@ final class Producer: Sendable {
 
     private func renewLease() async {
         do {
-            let live = try await core.broker.renewLease(core.wire.sentinelKey(streamId), seconds: core.options.leaseSeconds)
+            let live: Bool
+            if let storage {
+                live = try await storage.store.renew(storage.keys, writer: producerId, ingest: storage.ingest, times: core.storedTimes)
+                if !live { fence() }
+            } else {
+                live = try await core.broker.renewLease(core.wire.sentinelKey(streamId), seconds: core.options.leaseSeconds)
+            }
             lease.withLock { $0.renewed(at: .now, stillLive: live) }
         } catch {
             if Task.isCancelled { return }

@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import ServiceLifecycle
 import Synchronization
@@ -55,7 +56,7 @@ public final class ResumableStreamContext: Service, Sendable {
         var producers: [String: Producer] = [:]
         /// Producers whose source still runs; the others are in their replay grace.
         var producing = 0
-        var mirrors: [String: (mirror: Mirror, readers: Int)] = [:]
+        var mirrors: [String: (mirror: any StreamFollower, readers: Int)] = [:]
         var shuttingDown = false
     }
 
@@ -95,11 +96,15 @@ public final class ResumableStreamContext: Service, Sendable {
     ) async throws -> ResumableStreamResult where Source.Element == String {
         try Self.validate(streamId)
         guard resumeAt >= 0 else { throw ResumableStreamError.invalidOffset(resumeAt) }
-        switch try await claim(streamId) {
-        case .claimed(let requests, let claimedAt):
-            return .stream(try produce(streamId, resumeAt: resumeAt, source: source, requests: requests, claimedAt: claimedAt))
+        switch try await claim(streamId, continuable: false) {
+        case .claimed(let requests, let claimedAt, let writer):
+            return .stream(try produce(streamId, resumeAt: resumeAt, source: source, requests: requests, claimedAt: claimedAt, writer: writer))
         case .taken(.finished):
-            return .finished
+            // A durable stream stays readable after its end.
+            guard let store = core.store, case .ended = try await core.brokered({ try await store.inspect(core.wire.storedKeys(streamId), times: core.storedTimes) }) else {
+                return .finished
+            }
+            return try await follow(streamId, resumeAt: resumeAt)
         case .taken:
             return try await follow(streamId, resumeAt: resumeAt)
         }
@@ -107,14 +112,21 @@ public final class ResumableStreamContext: Service, Sendable {
 
     /// Creates a stream only if its id was never used: the first caller for an id becomes its
     /// producer and runs `source`; every later one gets `.exists`, and no second producer starts.
+    ///
+    /// A `continuable` durable stream whose source throws ``SourceDetached`` is not ended: it
+    /// waits ``ResumableStreamOptions/ingestReattachSeconds`` for another producer, on any instance,
+    /// to go on with it (``continueStream(_:from:source:)``), and then ends as lost.
     public func createStreamIfAbsent<Source: AsyncSequence & SendableMetatype>(
         _ streamId: String,
+        continuable: Bool = false,
         source: @escaping @Sendable () -> Source
     ) async throws -> ResumableStreamCreation where Source.Element == String {
         try Self.validate(streamId)
-        switch try await claim(streamId) {
-        case .claimed(let requests, let claimedAt):
-            return .created(try produce(streamId, resumeAt: 0, source: source, requests: requests, claimedAt: claimedAt))
+        switch try await claim(streamId, continuable: continuable) {
+        case .claimed(let requests, let claimedAt, let writer):
+            return .created(try produce(
+                streamId, resumeAt: 0, source: source, requests: requests, claimedAt: claimedAt, writer: writer, continuable: continuable
+            ))
         case .taken(let state):
             return .exists(state)
         }
@@ -122,8 +134,8 @@ public final class ResumableStreamContext: Service, Sendable {
 
     private enum Claim {
         /// The sentinel was created by this call (its lease starting no later than `at`): produce,
-        /// answering on this subscription.
-        case claimed(BrokerSubscription, at: ContinuousClock.Instant)
+        /// answering on this subscription, and writing the store (durable) with this token.
+        case claimed(BrokerSubscription, at: ContinuousClock.Instant, writer: String)
         /// `.live` or `.finished`.
         case taken(ResumableStreamState)
     }
@@ -131,7 +143,7 @@ public final class ResumableStreamContext: Service, Sendable {
     /// INCR on the sentinel, as the reference does: 1 means the id was free. A finished stream's
     /// sentinel holds `DONE`, which INCR refuses. A new sentinel gets a lease, which its producer
     /// renews.
-    private func claim(_ streamId: String) async throws -> Claim {
+    private func claim(_ streamId: String, continuable: Bool) async throws -> Claim {
         try checkRunning()
         // Listen for requests before the sentinel tells anyone the stream exists.
         let requests = try await core.brokered { try await core.broker.subscribe(to: core.wire.requestChannel(streamId)) }
@@ -149,7 +161,25 @@ public final class ResumableStreamContext: Service, Sendable {
             requests.cancel()
             return .taken(count == nil ? .finished : .live)
         }
-        return .claimed(requests, at: sent)
+        let writer = UUID().uuidString
+        if let store = core.store {
+            // The log exists before anything is written to it, so that a producer that dies at
+            // once leaves a stream that ends as lost, not one that vanishes.
+            let created: Bool
+            do {
+                created = try await core.brokered {
+                    try await store.create(core.wire.storedKeys(streamId), writer: writer, ingest: continuable, replacing: false, times: core.storedTimes)
+                }
+            } catch {
+                requests.cancel()
+                throw error
+            }
+            guard created else {
+                requests.cancel()
+                return .taken(.finished)
+            }
+        }
+        return .claimed(requests, at: sent, writer: writer)
     }
 
     /// Creates a stream and becomes its producer, whether or not the id was used before.
@@ -161,15 +191,22 @@ public final class ResumableStreamContext: Service, Sendable {
         try checkRunning()
         let requests = try await core.brokered { try await core.broker.subscribe(to: core.wire.requestChannel(streamId)) }
         let sent = ContinuousClock.now
+        let writer = UUID().uuidString
         do {
             try await core.brokered {
                 try await core.broker.set(core.wire.sentinelKey(streamId), to: "1", expireInSeconds: core.options.leaseSeconds)
+            }
+            if let store = core.store {
+                // A new stream under a used id: a new log, and a writer of the old one is fenced.
+                _ = try await core.brokered {
+                    try await store.create(core.wire.storedKeys(streamId), writer: writer, ingest: false, replacing: true, times: core.storedTimes)
+                }
             }
         } catch {
             requests.cancel()
             throw error
         }
-        return try produce(streamId, resumeAt: 0, source: source, requests: requests, claimedAt: sent)
+        return try produce(streamId, resumeAt: 0, source: source, requests: requests, claimedAt: sent, writer: writer)
     }
 
     /// Resumes a stream that exists, from `resumeAt` (in UTF-16 code units, as the reference counts).
@@ -178,7 +215,13 @@ public final class ResumableStreamContext: Service, Sendable {
         try Self.validate(streamId)
         guard resumeAt >= 0 else { throw ResumableStreamError.invalidOffset(resumeAt) }
         try checkRunning()
-        if let producer = localProducer(streamId) {
+        if let store = core.store {
+            // Durable: the store answers, whoever produces the stream and whether or not it lives.
+            switch try await core.brokered({ try await store.inspect(core.wire.storedKeys(streamId), times: core.storedTimes) }) {
+            case .live, .ended, .none(sentinelLive: true): return try await follow(streamId, resumeAt: resumeAt)
+            case .none(sentinelLive: false): break
+            }
+        } else if let producer = localProducer(streamId) {
             return .stream(ResumableStreamReader(buffer: producer.buffer, startOffset: resumeAt, lease: nil))
         }
         switch try await core.brokered({ try await core.broker.get(core.wire.sentinelKey(streamId)) }) {
@@ -193,6 +236,13 @@ public final class ResumableStreamContext: Service, Sendable {
     public func state(of streamId: String) async throws -> ResumableStreamState {
         try Self.validate(streamId)
         if localProducer(streamId) != nil { return .live }
+        if let store = core.store {
+            switch try await core.brokered({ try await store.inspect(core.wire.storedKeys(streamId), times: core.storedTimes) }) {
+            case .live, .none(sentinelLive: true): return .live
+            case .ended: return .finished
+            case .none(sentinelLive: false): break
+            }
+        }
         switch try await core.brokered({ try await core.broker.get(core.wire.sentinelKey(streamId)) }) {
         case nil: return .none
         case WireProtocol.doneValue: return .finished
@@ -216,7 +266,7 @@ public final class ResumableStreamContext: Service, Sendable {
     }
 
     /// The producer of `streamId` in this process, until its sentinel says `DONE`.
-    private func localProducer(_ streamId: String) -> Producer? {
+    func localProducer(_ streamId: String) -> Producer? {
         registry.withLock { $0.producers[streamId] }
     }
 
@@ -274,14 +324,34 @@ public final class ResumableStreamContext: Service, Sendable {
         if isShuttingDown { throw .shuttingDown }
     }
 
-    private func produce<Source: AsyncSequence & SendableMetatype>(
+    func produce<Source: AsyncSequence & SendableMetatype>(
         _ streamId: String,
         resumeAt: Int,
         source: @escaping @Sendable () -> Source,
         requests: BrokerSubscription,
-        claimedAt: ContinuousClock.Instant
+        claimedAt: ContinuousClock.Instant,
+        writer: String,
+        continuable: Bool = false,
+        stored: [Substring] = []
     ) throws -> ResumableStreamReader where Source.Element == String {
-        let producer = Producer(streamId: streamId, core: core, claimedAt: claimedAt)
+        let storage = core.store.map { store in
+            Producer.Storage(
+                store: store,
+                keys: core.wire.storedKeys(streamId),
+                ingest: continuable,
+                storedLength: stored.reduce(0) { $0 + TextUnits.count($1) }
+            )
+        }
+        let producer = Producer(streamId: streamId, core: core, claimedAt: claimedAt, producerId: writer, storage: storage)
+        do {
+            // A continued stream's producer has its text so far, for its readers and the
+            // reference's listeners.
+            try producer.buffer.append(contentsOf: stored)
+        } catch {
+            producer.buffer.release()
+            requests.cancel()
+            throw error
+        }
         let late = registry.withLock { registry in
             registry.producers[streamId] = producer
             registry.producing += 1
@@ -317,22 +387,25 @@ public final class ResumableStreamContext: Service, Sendable {
 
     /// A reader of a stream produced elsewhere, or here: a producer in this process is read directly,
     /// and followers in this process share one mirror of a remote producer.
-    private func follow(_ streamId: String, resumeAt: Int) async throws -> ResumableStreamResult {
+    func follow(_ streamId: String, resumeAt: Int) async throws -> ResumableStreamResult {
         enum Source {
             case producer(Producer)
-            case mirror(Mirror, isNew: Bool)
+            case mirror(any StreamFollower, isNew: Bool)
             case shuttingDown
         }
         let source = registry.withLock { registry -> Source in
             if registry.shuttingDown { return .shuttingDown }
-            if let producer = registry.producers[streamId] {
+            // A durable stream's followers read the store, here too: its producer may leave it to
+            // another (an ingest continued elsewhere) while they read.
+            if core.store == nil, let producer = registry.producers[streamId] {
                 return .producer(producer)
             }
             if let entry = registry.mirrors[streamId] {
                 registry.mirrors[streamId]?.readers += 1
                 return .mirror(entry.mirror, isNew: false)
             }
-            let mirror = Mirror(streamId: streamId, core: core)
+            let mirror: any StreamFollower = core.store.map { DurableMirror(streamId: streamId, core: core, store: $0) }
+                ?? Mirror(streamId: streamId, core: core)
             registry.mirrors[streamId] = (mirror, 1)
             return .mirror(mirror, isNew: true)
         }
@@ -359,7 +432,7 @@ public final class ResumableStreamContext: Service, Sendable {
         }
     }
 
-    private func releaseMirror(_ mirror: Mirror) {
+    private func releaseMirror(_ mirror: any StreamFollower) {
         let stop = registry.withLock { registry -> Bool in
             guard let entry = registry.mirrors[mirror.streamId], entry.mirror === mirror else { return false }
             guard entry.readers > 1 else {
@@ -370,7 +443,7 @@ public final class ResumableStreamContext: Service, Sendable {
             return false
         }
         if stop {
-            mirror.stop()
+            mirror.stop(.cancelled)
         }
     }
 
@@ -390,6 +463,9 @@ struct ContextCore: Sendable {
     let options: ResumableStreamOptions
     let wire: WireProtocol
     let budget: MemoryBudget
+    /// Where durable streams are kept; `nil` in memory.
+    let store: (any StreamStore)?
+    let storedTimes: StoredStreamTimes
     var logger: Logger { options.logger }
 
     init(broker: any StreamBroker, options: ResumableStreamOptions) {
@@ -397,6 +473,14 @@ struct ContextCore: Sendable {
         self.options = options
         self.wire = WireProtocol(prefix: options.keyPrefix)
         self.budget = MemoryBudget(limit: options.processBufferLimit)
+        self.store = options.durability == .redis ? broker as? any StreamStore : nil
+        self.storedTimes = StoredStreamTimes(
+            leaseSeconds: options.leaseSeconds,
+            // A live stream's log is kept at least a lease past each renewal.
+            retentionSeconds: max(options.retentionSeconds, options.leaseSeconds),
+            ingestReattachSeconds: options.ingestReattachSeconds,
+            doneExpirySeconds: options.doneExpirySeconds
+        )
     }
 
     /// Runs a broker call; any failure but the caller's cancellation becomes

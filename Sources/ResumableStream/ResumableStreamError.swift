@@ -30,6 +30,8 @@ public enum ResumableStreamError: Error, Sendable, Hashable, CustomStringConvert
     /// This process is shutting down: it starts no stream and follows none, and the readers it
     /// still had end with this (another instance can resume them).
     case shuttingDown
+    /// Continuing a stream from its store needs durable streams (``ResumableStreamDurability/redis``).
+    case notDurable
 
     public var description: String {
         switch self {
@@ -45,6 +47,7 @@ public enum ResumableStreamError: Error, Sendable, Hashable, CustomStringConvert
         case .invalidStreamId(let reason): return "invalid stream id: \(reason)"
         case .broker(let reason): return "the broker failed: \(reason)"
         case .shuttingDown: return "this instance is shutting down"
+        case .notDurable: return "continuing a stream needs durable streams (--durability redis)"
         }
     }
 }

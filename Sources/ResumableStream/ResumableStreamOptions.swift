@@ -1,5 +1,15 @@
 import Logging
 
+/// Where a stream's text lives.
+public enum ResumableStreamDurability: String, Sendable, CaseIterable {
+    /// In its producer's memory, as in the reference: cheap, and gone with the producer.
+    case memory
+    /// Also in the broker's store (Redis), batched with its publication: any instance answers a
+    /// resume from the store, during the stream and for ``ResumableStreamOptions/retentionSeconds``
+    /// after its end, whether or not its producer lives. Needs a broker that is a ``StreamStore``.
+    case redis
+}
+
 /// How a ``ResumableStreamContext`` behaves. The defaults match the reference where it has one.
 public struct ResumableStreamOptions: Sendable {
     /// Every key and channel lives under `<keyPrefix>:rs`. Instances that share streams share it.
@@ -25,6 +35,13 @@ public struct ResumableStreamOptions: Sendable {
     public var replayGrace: Duration
     /// How long a follower waits, idle, before it checks that its producer is still there.
     public var watchdogInterval: Duration
+    public var durability: ResumableStreamDurability
+    /// Durable streams: how long a stream stays readable after its end (every key it leaves
+    /// expires), and after its last write if its producer died unseen.
+    public var retentionSeconds: Int
+    /// Durable ingest streams: how long a stream whose producer went away waits for another to
+    /// continue it, before it ends as lost.
+    public var ingestReattachSeconds: Int
     public var logger: Logger
 
     public init(
@@ -37,6 +54,9 @@ public struct ResumableStreamOptions: Sendable {
         processBufferLimit: Int = 512 * 1024 * 1024,
         replayGrace: Duration = .seconds(30),
         watchdogInterval: Duration = .seconds(5),
+        durability: ResumableStreamDurability = .memory,
+        retentionSeconds: Int = 3600,
+        ingestReattachSeconds: Int = 30,
         logger: Logger = Logger(label: "resumable-stream", factory: { _ in SwiftLogNoOpLogHandler() })
     ) {
         self.keyPrefix = keyPrefix
@@ -48,6 +68,9 @@ public struct ResumableStreamOptions: Sendable {
         self.processBufferLimit = processBufferLimit
         self.replayGrace = replayGrace
         self.watchdogInterval = watchdogInterval
+        self.durability = durability
+        self.retentionSeconds = retentionSeconds
+        self.ingestReattachSeconds = ingestReattachSeconds
         self.logger = logger
     }
 }

@@ -11,20 +11,24 @@ public struct APIError: HTTPResponseError, Sendable, Equatable {
     public let message: String
     /// The stream's state, for errors about a stream that exists.
     public let state: String?
+    /// The stream's stored length, for errors about where a producer may continue it; also sent
+    /// as the `Stream-Length` header.
+    public let length: Int?
 
-    public init(_ status: HTTPResponse.Status, _ code: String, _ message: String, state: String? = nil) {
+    public init(_ status: HTTPResponse.Status, _ code: String, _ message: String, state: String? = nil, length: Int? = nil) {
         self.status = status
         self.code = code
         self.message = message
         self.state = state
+        self.length = length
     }
 
     public func response(from request: Request, context: some RequestContext) throws -> Response {
-        Response(
-            status: status,
-            headers: [.contentType: "application/json; charset=utf-8", .cacheControl: "no-store"],
-            body: ResponseBody(byteBuffer: ByteBuffer(bytes: jsonBody))
-        )
+        var headers: HTTPFields = [.contentType: "application/json; charset=utf-8", .cacheControl: "no-store"]
+        if let length {
+            headers[ResumableStreamHeaders.streamLength] = String(length)
+        }
+        return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: jsonBody)))
     }
 
     var jsonBody: Data {
@@ -32,10 +36,11 @@ public struct APIError: HTTPResponseError, Sendable, Equatable {
             let error: String
             let message: String
             let state: String?
+            let length: Int?
         }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return (try? encoder.encode(Body(error: code, message: message, state: state))) ?? Data(#"{"error":"internal"}"#.utf8)
+        return (try? encoder.encode(Body(error: code, message: message, state: state, length: length))) ?? Data(#"{"error":"internal"}"#.utf8)
     }
 }
 
@@ -72,6 +77,8 @@ extension APIError {
             self.init(.conflict, "stream_cancelled", error.description, state: "cancelled")
         case .sourceFailed, .missedEnd, .producerLost:
             self.init(.badGateway, "stream_failed", error.description)
+        case .notDurable:
+            self.init(.badRequest, "not_durable", error.description)
         }
     }
 
@@ -108,6 +115,7 @@ extension ResumableStreamError {
         case .invalidStreamId: return "invalid_stream_id"
         case .broker: return "broker_unavailable"
         case .shuttingDown: return "shutting_down"
+        case .notDurable: return "not_durable"
         }
     }
 }

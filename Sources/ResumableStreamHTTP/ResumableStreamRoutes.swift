@@ -76,10 +76,17 @@ public struct ResumableStreamRoutes<Context: RequestContext>: Sendable {
         router.head("streams/{id}") { _, context in
             try await refusing {
                 let id = try streamId(context)
-                let state = try await self.context.state(of: id)
+                let status = try await self.context.status(of: id)
                 var headers = HTTPFields()
-                headers[Self.streamState] = state.name
-                return Response(status: state == .none ? .notFound : .ok, headers: headers)
+                // A failed stream says so, and why: `Stream-Error` is its end event's code.
+                headers[ResumableStreamHeaders.streamState] = status.failure == nil ? status.state.name : "failed"
+                if let length = status.length {
+                    headers[ResumableStreamHeaders.streamLength] = String(length)
+                }
+                if let failure = status.failure {
+                    headers[ResumableStreamHeaders.streamError] = failure.code
+                }
+                return Response(status: status.state == .none ? .notFound : .ok, headers: headers)
             }
         }
         router.get("streams/{id}/status") { request, context in
@@ -114,7 +121,6 @@ public struct ResumableStreamRoutes<Context: RequestContext>: Sendable {
         }
     }
 
-    static var streamState: HTTPField.Name { HTTPField.Name("Stream-State")! }
     static var lastEventID: HTTPField.Name { HTTPField.Name("Last-Event-ID")! }
 
     // MARK: - Handlers
@@ -156,27 +162,45 @@ public struct ResumableStreamRoutes<Context: RequestContext>: Sendable {
 
     private func ingest(_ request: Request, _ context: Context) async throws -> Response {
         let id = try streamId(context)
+        let continuing = try Self.streamOffset(request)
         try checkStreamCapacity()
-        // Pulled by the producer, so the client's upload goes at the producer's pace.
-        let body = StreamSource(TextPieces(request.body))
-        switch try await self.context.createStreamIfAbsent(id, source: { body }) {
-        case .exists(let state):
-            throw APIError.exists(id, state)
-        case .created(let reader):
-            metrics.streamCreated()
-            // The producer pulls the body in its own task; this handler waits for the end (the
-            // body must be read while the request lasts) by reading the stream, which costs an
-            // offset.
-            var offset = 0
-            do {
-                for try await chunk in reader {
-                    offset = chunk.offset
-                }
-            } catch let error as ResumableStreamError {
-                throw APIError(error)
+        // Pulled by the producer, so the client's upload goes at the producer's pace. A body
+        // that breaks off leaves a durable stream to be continued rather than failed.
+        let body = StreamSource(IngestBody(TextPieces(request.body)))
+        let reader: ResumableStreamReader
+        if let offset = continuing {
+            switch try await self.context.continueStream(id, from: offset, source: { body }) {
+            case .continued(let continued, _):
+                reader = continued
+            case .notFound:
+                throw APIError.notFound(id)
+            case .finished(let length):
+                throw APIError(.conflict, "stream_done", "the stream '\(id)' has ended", state: "finished", length: length)
+            case .busy(let length):
+                throw APIError(.conflict, "stream_has_producer", "another producer writes '\(id)' now, or its lease has not run out yet", state: "live", length: length)
+            case .beyondLength(let length):
+                throw APIError(.conflict, "offset_beyond_length", "Stream-Offset \(offset) is past the \(length) units stored of '\(id)'", state: "live", length: length)
             }
-            return try json(["id": id, "state": "completed", "length": offset], status: .created)
+        } else {
+            switch try await self.context.createStreamIfAbsent(id, continuable: true, source: { body }) {
+            case .exists(let state):
+                throw APIError.exists(id, state)
+            case .created(let created):
+                reader = created
+            }
         }
+        metrics.streamCreated()
+        // The producer pulls the body in its own task; this handler waits for the end (the body
+        // must be read while the request lasts) by reading the stream, which costs an offset.
+        var offset = reader.startOffset
+        do {
+            for try await chunk in reader {
+                offset = chunk.offset
+            }
+        } catch let error as ResumableStreamError {
+            throw APIError(error)
+        }
+        return try json(["id": id, "state": "completed", "length": offset], status: continuing == nil ? .created : .ok)
     }
 
     private func resume(_ request: Request, _ context: Context) async throws -> Response {
@@ -235,6 +259,15 @@ public struct ResumableStreamRoutes<Context: RequestContext>: Sendable {
 
     /// `Last-Event-ID` wins over `resumeAt`: a browser that reconnects by itself sends the URL it
     /// first opened (with its first `resumeAt`) and the id of the last event it received.
+    /// `Stream-Offset` on an ingest: where the client's body goes on in the stream.
+    static func streamOffset(_ request: Request) throws -> Int? {
+        guard let text = request.headers[ResumableStreamHeaders.streamOffset] else { return nil }
+        guard let offset = Int(text.trimmingCharacters(in: .whitespaces)), offset >= 0 else {
+            throw APIError(.badRequest, "invalid_offset", "Stream-Offset must be a whole number of offset units, not '\(text)'")
+        }
+        return offset
+    }
+
     static func offset(_ request: Request) throws -> Int {
         let header = request.headers[lastEventID].flatMap { $0.isEmpty ? nil : $0 }
         guard let text = header ?? request.uri.queryParameters.get("resumeAt") else { return 0 }

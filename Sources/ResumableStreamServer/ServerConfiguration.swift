@@ -1,4 +1,5 @@
 import Logging
+import ResumableStream
 
 /// Everything the server is configured with; the executable fills it from flags and environment.
 public struct ServerConfiguration: Sendable {
@@ -38,6 +39,13 @@ public struct ServerConfiguration: Sendable {
     public var leaseSeconds = 15
     /// How long a finished stream's `DONE` sentinel stays, in seconds.
     public var doneExpirySeconds = 86_400
+    /// `memory` (the reference's way), or `redis`: every stream also kept in Redis, readable from
+    /// any instance whether or not its producer lives. Needs ``redisURL``.
+    public var durability: ResumableStreamDurability = .memory
+    /// Durable streams: how long a stream stays readable after its end, in seconds.
+    public var retentionSeconds = 3600
+    /// Durable ingest streams: how long one whose producer went away waits to be continued.
+    public var ingestReattachSeconds = 30
     /// Origins the `proxy` source may reach (`*` for any); empty switches it off.
     public var proxyAllowedOrigins: [String] = []
     public var logLevel: Logger.Level = .info

@@ -66,6 +66,9 @@ public struct StreamServer: Sendable {
         options.replayGrace = configuration.replayGrace
         options.leaseSeconds = configuration.leaseSeconds
         options.doneExpirySeconds = configuration.doneExpirySeconds
+        options.durability = configuration.durability
+        options.retentionSeconds = configuration.retentionSeconds
+        options.ingestReattachSeconds = configuration.ingestReattachSeconds
         options.streamBufferLimit = configuration.streamBufferLimit
         options.processBufferLimit = configuration.processBufferLimit
         options.logger = logger

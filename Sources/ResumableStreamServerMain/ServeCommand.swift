@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import Metrics
 import Prometheus
+import ResumableStream
 import ResumableStreamServer
 
 /// `resumable-stream-server`: every flag has an environment variable, which the flag overrides.
@@ -70,6 +71,15 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Seconds a finished stream stays marked done (DONE_EXPIRY_SECONDS).")
     var doneExpirySeconds = Self.integer("DONE_EXPIRY_SECONDS") ?? 86_400
 
+    @Option(help: "memory, or redis: every stream also kept in Redis and readable from any instance, whether or not its producer lives (DURABILITY). redis needs --redis-url.")
+    var durability = Self.environment("DURABILITY") ?? "memory"
+
+    @Option(help: "Seconds a durable stream stays readable after its end (RETENTION_SECONDS).")
+    var retentionSeconds = Self.integer("RETENTION_SECONDS") ?? 3600
+
+    @Option(help: "Seconds a durable ingest whose producer went away waits for a POST with Stream-Offset to continue it (INGEST_REATTACH_SECONDS).")
+    var ingestReattachSeconds = Self.integer("INGEST_REATTACH_SECONDS") ?? 30
+
     @Option(help: "Comma-separated origins the proxy source may reach, or * (PROXY_ALLOWED_ORIGINS); none by default.")
     var proxyAllowedOrigins = Self.environment("PROXY_ALLOWED_ORIGINS") ?? ""
 
@@ -81,7 +91,7 @@ struct ServeCommand: AsyncParsableCommand {
         "PORT", "ACK_TIMEOUT_MS", "REPLAY_GRACE_SECONDS", "STREAM_BUFFER_LIMIT", "PROCESS_BUFFER_LIMIT",
         "MAX_STREAMS", "MAX_READERS", "MAX_BODY_SIZE", "HEARTBEAT_SECONDS", "DRAIN_SECONDS",
         "SHUTDOWN_DELAY_SECONDS", "HEADER_TIMEOUT_SECONDS", "IDLE_TIMEOUT_SECONDS", "BROKER_TIMEOUT_MS",
-        "LEASE_SECONDS", "DONE_EXPIRY_SECONDS",
+        "LEASE_SECONDS", "DONE_EXPIRY_SECONDS", "RETENTION_SECONDS", "INGEST_REATTACH_SECONDS",
     ]
 
     func validate() throws {
@@ -90,6 +100,12 @@ struct ServeCommand: AsyncParsableCommand {
                 throw ValidationError("\(name)='\(value)' is not an integer")
             }
         }
+        guard let durable = ResumableStreamDurability(rawValue: durability) else {
+            throw ValidationError("--durability must be memory or redis, not '\(durability)'")
+        }
+        if durable == .redis, redisURL.isEmpty {
+            throw ValidationError("--durability redis keeps streams in Redis: it needs --redis-url (REDIS_URL)")
+        }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown log level '\(logLevel)'") }
         guard (0...65535).contains(port) else { throw ValidationError("the port must be between 0 and 65535") }
         let positive = [
@@ -97,6 +113,7 @@ struct ServeCommand: AsyncParsableCommand {
             ("heartbeat-seconds", heartbeatSeconds), ("header-timeout-seconds", headerTimeoutSeconds),
             ("idle-timeout-seconds", idleTimeoutSeconds), ("broker-timeout-ms", brokerTimeoutMs),
             ("lease-seconds", leaseSeconds), ("done-expiry-seconds", doneExpirySeconds),
+            ("retention-seconds", retentionSeconds), ("ingest-reattach-seconds", ingestReattachSeconds),
         ]
         for (name, value) in positive {
             guard value > 0 else { throw ValidationError("--\(name) must be positive") }
@@ -131,6 +148,9 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.brokerTimeout = .milliseconds(brokerTimeoutMs)
         configuration.leaseSeconds = leaseSeconds
         configuration.doneExpirySeconds = doneExpirySeconds
+        configuration.durability = ResumableStreamDurability(rawValue: durability) ?? .memory
+        configuration.retentionSeconds = retentionSeconds
+        configuration.ingestReattachSeconds = ingestReattachSeconds
         configuration.proxyAllowedOrigins = proxyAllowedOrigins.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
         configuration.logLevel = Logger.Level(rawValue: logLevel) ?? .info
 
@@ -147,7 +167,9 @@ struct ServeCommand: AsyncParsableCommand {
                 "open files: \(files.after) (the soft limit was \(files.before)); --max-readers is \(maxReaders)"
             )
         }
-        let broker = configuration.redisURL == nil ? "the embedded broker (one instance)" : "Redis"
+        let broker = configuration.redisURL == nil
+            ? "the embedded broker (one instance)"
+            : configuration.durability == .redis ? "Redis, streams kept there for \(retentionSeconds) s after their end" : "Redis"
         let server = try await StreamServer(configuration: configuration, metrics: registry, logger: logger) { port in
             logger.info("listening on http://\(host):\(port) with \(broker)")
             logger.info("try: curl -N -X POST http://\(host):\(port)/streams/hello -H 'Content-Type: application/json' -d '{\"source\":\"demo\",\"parameters\":{\"count\":20,\"intervalMs\":200}}'")

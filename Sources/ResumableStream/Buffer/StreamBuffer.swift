@@ -269,6 +269,16 @@ final class StreamBuffer: Sendable {
         return index..<end
     }
 
+    /// Whether a chunk starts at `offset`, or it is the buffer's length.
+    func startsChunk(at offset: Int) -> Bool {
+        state.withLock { state in
+            guard offset > 0 else { return offset == 0 }
+            guard offset < state.length else { return offset == state.length }
+            let index = Self.firstChunk(in: state, endingAfter: offset)
+            return index > 0 && state.ends[index - 1] == offset
+        }
+    }
+
     /// The whole chunks that start at `offset` (the end of a chunk), each with the offset after it,
     /// up to `maximumBytes` together: what a reader that has caught up takes in one go, under one
     /// lock. Empty when there is none, or when `offset` is not where a chunk starts.

@@ -12,6 +12,17 @@ struct WireProtocol: Sendable {
     /// `P:rs:chunk:<listenerId>`: the producer publishes one consumer's data here.
     func chunkChannel(_ listenerId: String) -> String { "\(prefix):rs:chunk:\(listenerId)" }
 
+    /// The names of a durable stream (this project's extension; see ``StoredLog``).
+    func storedKeys(_ streamId: String) -> StoredStreamKeys {
+        StoredStreamKeys(
+            log: "\(prefix):rs:log:\(streamId)",
+            writer: "\(prefix):rs:writer:\(streamId)",
+            ingest: "\(prefix):rs:ingest:\(streamId)",
+            sentinel: sentinelKey(streamId),
+            appendChannel: "\(prefix):rs:append:\(streamId)"
+        )
+    }
+
     static let doneValue = "DONE"
     /// The end of a stream, published on a consumer's chunk channel.
     static let endMessage = "\n\n\nDONE_SENTINEL_hasdfasudfyge374%$%^$EDSATRTYFtydryrte\n"
