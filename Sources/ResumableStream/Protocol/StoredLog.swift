@@ -46,6 +46,7 @@ enum StoredLog {
         case .completed: return "completed"
         case .failed(.cancelled): return "cancelled"
         case .failed(.producerLost): return "producer_lost"
+        case .failed(.sourceFailed(let reason)): return "failed:" + reason
         case .failed(let error): return "failed:" + error.description
         }
     }
