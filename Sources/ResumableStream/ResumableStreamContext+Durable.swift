@@ -144,7 +144,7 @@ extension ResumableStreamContext {
         case .finished: return ResumableStreamStatus(state: .finished, length: nil)
         case .live:
             // Memory mode, another process: its first answer is the whole text so far.
-            guard case .stream(let reader) = try await follow(streamId, resumeAt: 0) else {
+            guard case .stream(let reader) = try await follow(streamId, resumeAt: 0, viaStore: false) else {
                 return ResumableStreamStatus(state: .finished, length: nil)
             }
             return ResumableStreamStatus(state: .live, length: reader.buffer.length)

@@ -99,14 +99,25 @@ public final class ResumableStreamContext: Service, Sendable {
         switch try await claim(streamId, continuable: false) {
         case .claimed(let requests, let claimedAt, let writer):
             return .stream(try produce(streamId, resumeAt: resumeAt, source: source, requests: requests, claimedAt: claimedAt, writer: writer))
-        case .taken(.finished):
+        case .taken(let state):
             // A durable stream stays readable after its end.
-            guard let store = core.store, case .ended = try await core.brokered({ try await store.inspect(core.wire.storedKeys(streamId), times: core.storedTimes) }) else {
-                return .finished
+            if core.store != nil, let result = try await followStored(streamId, resumeAt: resumeAt) {
+                return result
             }
-            return try await follow(streamId, resumeAt: resumeAt)
-        case .taken:
-            return try await follow(streamId, resumeAt: resumeAt)
+            return state == .finished ? .finished : try await follow(streamId, resumeAt: resumeAt, viaStore: false)
+        }
+    }
+
+    /// A durable stream from the store, whoever produces it and whether or not it lives; `nil`
+    /// when the store has no such stream and its sentinel does not say it is live. A live stream
+    /// without a log is one that a reference instance (or one in memory mode) produces, or one
+    /// whose log is being created this instant: its producer is asked, as the reference does.
+    private func followStored(_ streamId: String, resumeAt: Int) async throws -> ResumableStreamResult? {
+        guard let store = core.store else { return nil }
+        switch try await core.brokered({ try await store.inspect(core.wire.storedKeys(streamId), times: core.storedTimes) }) {
+        case .live, .ended: return try await follow(streamId, resumeAt: resumeAt, viaStore: true)
+        case .none(sentinelLive: true): return try await follow(streamId, resumeAt: resumeAt, viaStore: false)
+        case .none(sentinelLive: false): return nil
         }
     }
 
@@ -215,19 +226,15 @@ public final class ResumableStreamContext: Service, Sendable {
         try Self.validate(streamId)
         guard resumeAt >= 0 else { throw ResumableStreamError.invalidOffset(resumeAt) }
         try checkRunning()
-        if let store = core.store {
-            // Durable: the store answers, whoever produces the stream and whether or not it lives.
-            switch try await core.brokered({ try await store.inspect(core.wire.storedKeys(streamId), times: core.storedTimes) }) {
-            case .live, .ended, .none(sentinelLive: true): return try await follow(streamId, resumeAt: resumeAt)
-            case .none(sentinelLive: false): break
-            }
+        if core.store != nil {
+            if let result = try await followStored(streamId, resumeAt: resumeAt) { return result }
         } else if let producer = localProducer(streamId) {
             return .stream(ResumableStreamReader(buffer: producer.buffer, startOffset: resumeAt, lease: nil))
         }
         switch try await core.brokered({ try await core.broker.get(core.wire.sentinelKey(streamId)) }) {
         case nil: return .notFound
         case WireProtocol.doneValue: return .finished
-        default: return try await follow(streamId, resumeAt: resumeAt)
+        default: return try await follow(streamId, resumeAt: resumeAt, viaStore: false)
         }
     }
 
@@ -387,7 +394,8 @@ public final class ResumableStreamContext: Service, Sendable {
 
     /// A reader of a stream produced elsewhere, or here: a producer in this process is read directly,
     /// and followers in this process share one mirror of a remote producer.
-    func follow(_ streamId: String, resumeAt: Int) async throws -> ResumableStreamResult {
+    /// `viaStore`: read a durable stream from the store rather than ask its producer.
+    func follow(_ streamId: String, resumeAt: Int, viaStore: Bool) async throws -> ResumableStreamResult {
         enum Source {
             case producer(Producer)
             case mirror(any StreamFollower, isNew: Bool)
@@ -397,15 +405,15 @@ public final class ResumableStreamContext: Service, Sendable {
             if registry.shuttingDown { return .shuttingDown }
             // A durable stream's followers read the store, here too: its producer may leave it to
             // another (an ingest continued elsewhere) while they read.
-            if core.store == nil, let producer = registry.producers[streamId] {
+            if !viaStore, let producer = registry.producers[streamId] {
                 return .producer(producer)
             }
             if let entry = registry.mirrors[streamId] {
                 registry.mirrors[streamId]?.readers += 1
                 return .mirror(entry.mirror, isNew: false)
             }
-            let mirror: any StreamFollower = core.store.map { DurableMirror(streamId: streamId, core: core, store: $0) }
-                ?? Mirror(streamId: streamId, core: core)
+            let mirror: any StreamFollower = viaStore ? core.store.map { DurableMirror(streamId: streamId, core: core, store: $0) } ?? Mirror(streamId: streamId, core: core)
+                : Mirror(streamId: streamId, core: core)
             registry.mirrors[streamId] = (mirror, 1)
             return .mirror(mirror, isNew: true)
         }

@@ -10,10 +10,11 @@ import Testing
 struct RedisWireTests {
     static let endMessage = "\n\n\nDONE_SENTINEL_hasdfasudfyge374%$%^$EDSATRTYFtydryrte\n"
 
-    /// The test is the reference's consumer: its own chunk channel first, then the request.
-    @Test(arguments: [#""skipCharacters":3"#, #""skipCharacters":null"#, ""])
-    func aReferenceConsumerResumesASwiftStream(skipField: String) async throws {
-        try await Deployment.with(.redis, contexts: 1) { deployment throws in
+    /// The test is the reference's consumer: its own chunk channel first, then the request. A
+    /// durable stream's producer answers the reference too.
+    @Test(arguments: [#""skipCharacters":3"#, #""skipCharacters":null"#, ""], ResumableStreamDurability.allCases)
+    func aReferenceConsumerResumesASwiftStream(skipField: String, durability: ResumableStreamDurability) async throws {
+        try await Deployment.with(.redis, contexts: 1, options: { $0.durability = durability }) { deployment throws in
             let source = ManualSource()
             let reader = try await deployment.contexts[0].resumableStream("wire", source: source.make).reader()
             source.send("Hello ", "wire")
@@ -39,9 +40,11 @@ struct RedisWireTests {
         }
     }
 
-    /// The test is the reference's producer: INCR, listen for requests, answer on the listener's channel.
-    @Test func aSwiftConsumerResumesAReferenceStream() async throws {
-        try await Deployment.with(.redis, contexts: 1) { deployment throws in
+    /// The test is the reference's producer: INCR, listen for requests, answer on the listener's
+    /// channel. An instance in durable mode finds no log, and asks the producer as the reference does.
+    @Test(arguments: ResumableStreamDurability.allCases)
+    func aSwiftConsumerResumesAReferenceStream(durability: ResumableStreamDurability) async throws {
+        try await Deployment.with(.redis, contexts: 1, options: { $0.durability = durability }) { deployment throws in
             let redis = try #require(deployment.redis)
             let sentinel = "\(deployment.prefix):rs:sentinel:ref"
             #expect(try await redis.incr(sentinel) == 1)
