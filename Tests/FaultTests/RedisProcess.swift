@@ -1,4 +1,5 @@
 import Foundation
+import NIOCore
 import Synchronization
 
 #if canImport(Glibc)
@@ -112,5 +113,78 @@ final class RedisProcess: Sendable {
     struct StartFailed: Error, CustomStringConvertible {
         let message: String
         var description: String { message }
+    }
+}
+
+extension RedisProcess {
+    /// A reply of Redis's protocol, as far as the tests read it.
+    indirect enum Reply: Equatable, CustomStringConvertible {
+        case status(String)
+        case error(String)
+        case integer(Int)
+        case bulk(String?)
+        case array([Reply])
+
+        var description: String {
+            switch self {
+            case .status(let text): "+\(text)"
+            case .error(let text): "-\(text)"
+            case .integer(let value): "\(value)"
+            case .bulk(let text): text.map { $0.debugDescription } ?? "(nil)"
+            case .array(let elements): "[\(elements.map(\.description).joined(separator: ", "))]"
+            }
+        }
+    }
+
+    /// Sends one command on a connection of its own and returns its reply: for a test that looks
+    /// at what the server keeps in Redis.
+    func command(_ arguments: String...) async throws -> Reply {
+        var request = "*\(arguments.count)\r\n"
+        for argument in arguments { request += "$\(argument.utf8.count)\r\n\(argument)\r\n" }
+        let connection = try await TCPConnection.connect(port: port)
+        return try await connection.channel.executeThenClose { inbound, outbound in
+            try await outbound.write(ByteBuffer(string: request))
+            var bytes: [UInt8] = []
+            for try await piece in inbound {
+                bytes += piece.readableBytesView
+                var index = 0
+                if let reply = Self.parse(bytes, at: &index) { return reply }
+            }
+            throw StartFailed(message: "redis-server closed the connection before it replied to \(arguments.first ?? "")")
+        }
+    }
+
+    /// The reply that starts at `index` (which moves past it), `nil` while it is not whole.
+    private static func parse(_ bytes: [UInt8], at index: inout Int) -> Reply? {
+        guard index < bytes.count, let lineEnd = bytes[index...].firstRange(of: Array("\r\n".utf8)) else { return nil }
+        let kind = bytes[index]
+        let line = String(decoding: bytes[(index + 1)..<lineEnd.lowerBound], as: UTF8.self)
+        var next = lineEnd.upperBound
+        let reply: Reply
+        switch kind {
+        case UInt8(ascii: "+"): reply = .status(line)
+        case UInt8(ascii: "-"): reply = .error(line)
+        case UInt8(ascii: ":"): reply = .integer(Int(line) ?? 0)
+        case UInt8(ascii: "$"):
+            let length = Int(line) ?? -1
+            if length < 0 {
+                reply = .bulk(nil)
+            } else {
+                guard bytes.count >= next + length + 2 else { return nil }
+                reply = .bulk(String(decoding: bytes[next..<(next + length)], as: UTF8.self))
+                next += length + 2
+            }
+        case UInt8(ascii: "*"):
+            var elements: [Reply] = []
+            for _ in 0..<max(Int(line) ?? 0, 0) {
+                guard let element = parse(bytes, at: &next) else { return nil }
+                elements.append(element)
+            }
+            reply = .array(elements)
+        default:
+            reply = .error("unreadable reply: \(line)")
+        }
+        index = next
+        return reply
     }
 }

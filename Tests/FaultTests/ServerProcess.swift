@@ -13,6 +13,12 @@ struct ServerOptions {
     var shutdownDelaySeconds: Int?
     var headerTimeoutSeconds: Int?
     var idleTimeoutSeconds: Int?
+    /// `memory` or `redis` (every stream also kept in Redis); the server's default when `nil`.
+    var durability: String?
+    /// How long a durable stream stays readable after its end.
+    var retentionSeconds: Int?
+    /// How long a durable ingest whose producer went away waits to be continued.
+    var ingestReattachSeconds: Int?
 
     var flags: [(name: String, value: String)] {
         var flags: [(String, String)] = [
@@ -26,6 +32,9 @@ struct ServerOptions {
         if let shutdownDelaySeconds { flags.append(("shutdown-delay-seconds", "\(shutdownDelaySeconds)")) }
         if let headerTimeoutSeconds { flags.append(("header-timeout-seconds", "\(headerTimeoutSeconds)")) }
         if let idleTimeoutSeconds { flags.append(("idle-timeout-seconds", "\(idleTimeoutSeconds)")) }
+        if let durability { flags.append(("durability", durability)) }
+        if let retentionSeconds { flags.append(("retention-seconds", "\(retentionSeconds)")) }
+        if let ingestReattachSeconds { flags.append(("ingest-reattach-seconds", "\(ingestReattachSeconds)")) }
         return flags
     }
 }

@@ -184,10 +184,17 @@ struct ServiceTests {
                 let response = try await Client.send(Client.request(.HEAD, "\(server.base)/streams/s9"))
                 return (Int(response.status.code), response.headers.first(name: "Stream-State"))
             }
+            func length(_ server: TestServer) async throws -> String? {
+                try await Client.send(Client.request(.HEAD, "\(server.base)/streams/s9")).headers.first(name: "Stream-Length")
+            }
             #expect(try await head(servers[1]) == (404, "none"))
             let gate = Gate.make()
             let creator = try await Client.create(servers[0].base, "s9", body: gate.body)
             #expect(try await head(servers[1]) == (200, "live"))
+            // The length in offset units, from the producer's memory here and by asking it there.
+            gate.send("héllo 🌍")
+            try await eventually { try await length(servers[0]) == "8" }
+            #expect(try await length(servers[1]) == "8")
             #expect(try await Client.json(.GET, "\(servers[1].base)/streams/s9/status").object["state"] as? String == "live")
             gate.finish()
             _ = try await Client.read(creator)
