@@ -213,11 +213,12 @@ class Bench:
             for index in range(3):
                 port = free_port()
                 name = f"{system}-{'ABC'[index]}"
-                if system == "rs":
+                if system in ("rs", "rsd"):
                     server = Server(name, [self.args.server], port, env={
                         "HOST": "127.0.0.1", "PORT": str(port), "REDIS_URL": redis_url,
                         "LOG_LEVEL": "error", "MAX_STREAMS": "20000", "MAX_READERS": "50000",
                         "REPLAY_GRACE_SECONDS": "60",
+                        "DURABILITY": "redis" if system == "rsd" else "memory",
                     })
                 elif system == "py":
                     server = Server(name, [
@@ -303,7 +304,8 @@ class Bench:
     def run(self, scenario, system, options, on_phase=None):
         self.ensure()
         stream_id = f"{scenario}-{system}-{uuid.uuid4().hex[:8]}"
-        options = options + ["--system", system, "--id", stream_id]
+        # The durable mode speaks the same HTTP API.
+        options = options + ["--system", "rs" if system == "rsd" else system, "--id", stream_id]
         return self.generator(scenario, options, on_phase)
 
     def a(self, system):
@@ -390,7 +392,7 @@ def short(bench, streams, rounds):
     def make(system):
         target = bench.static.address if system == "static" else bench.a(system)
         return bench.run("short", system, ["--target", target, "--streams", streams, "--count", 100])
-    return alternate(bench, rounds, ["rs", "py", "static"], make)
+    return alternate(bench, rounds, [s for s in SYSTEMS if s != "nchan"] + ["static"], make)
 
 
 def sustained(bench, rate, seconds, rounds):
@@ -398,7 +400,7 @@ def sustained(bench, rate, seconds, rounds):
         target = bench.static.address if system == "static" else bench.a(system)
         return bench.run("sustained", system, [
             "--target", target, "--rate", rate, "--seconds", seconds, "--count", 100])
-    return alternate(bench, rounds, ["rs", "py", "static"], make)
+    return alternate(bench, rounds, [s for s in SYSTEMS if s != "nchan"] + ["static"], make)
 
 
 def resume(bench, resumes, rounds):
@@ -518,6 +520,8 @@ def main():
     parser.add_argument("--quick", action="store_true", help="fewer rounds, smaller numbers")
     parser.add_argument("--only", default="", help="comma-separated scenarios (fanout,free,short,"
                         "sustained,resume,idle,stalled,commands)")
+    parser.add_argument("--durable", action="store_true",
+                        help="also three instances of this service with --durability redis")
     parser.add_argument("--wrong", action="store_true",
                         help="expect text one token off: every byte check must fail")
     parser.add_argument("--out", default=os.path.join(BUILD, "results"))
@@ -527,6 +531,8 @@ def main():
     args.free_tokens = 200 if quick else 500
     rounds = 1 if quick else 3
     only = set(filter(None, args.only.split(",")))
+    if args.durable:
+        SYSTEMS.insert(1, "rsd")
 
     def wanted(name):
         return not only or name in only

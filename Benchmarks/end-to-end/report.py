@@ -2,7 +2,8 @@
 
 import os
 
-NAMES = {"rs": "this service", "py": "Python port", "nchan": "Nchan", "static": "static nginx (limit)"}
+NAMES = {"rs": "this service", "rsd": "this service, durable", "py": "Python port", "nchan": "Nchan",
+         "static": "static nginx (limit)"}
 
 
 def cell(result, key, scale=1.0):
@@ -39,13 +40,15 @@ def ratio(mine, theirs, their_result):
 def rows(results):
     out = []
 
-    def add(label, group, key, systems=("rs", "py", "nchan", "static"), scale=1.0, better="↓"):
+    def add(label, group, key, systems=("rs", "rsd", "py", "nchan", "static"), scale=1.0, better="↓"):
         if group is None:
             return
+        systems = tuple(systems) + (("rsd",) if "rs" in systems and "rsd" not in systems else ())
         values = {s: cell(group.get(s), key, scale) if s in systems else (None, "–") for s in NAMES}
         mine = values["rs"]
         ratios = [ratio(mine, values[s], group.get(s)) if s in systems else "–" for s in ("py", "nchan", "static")]
-        out.append([f"{label} {better}"] + [values[s][1] for s in NAMES] + ratios)
+        durable = ratio(values["rsd"], mine, group.get("rs")) if group.get("rsd") else "–"
+        out.append([f"{label} {better}"] + [values[s][1] for s in NAMES] + ratios + [durable])
 
     for followers, group in sorted((results.get("fanout") or {}).items(), key=lambda x: int(x[0])):
         if int(followers) in (100, 1000):
@@ -95,7 +98,7 @@ def rows(results):
 
 def table(results):
     header = ["scenario (↓ lower is better, ↑ higher)"] + list(NAMES.values()) + [
-        "÷ Python port", "÷ Nchan", "÷ limit"]
+        "÷ Python port", "÷ Nchan", "÷ limit", "durable ÷ memory"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" + "--:|" * (len(header) - 1)]
     for row in rows(results):
         lines.append("| " + " | ".join(row) + " |")
