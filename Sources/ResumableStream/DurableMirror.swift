@@ -149,7 +149,7 @@ final class DurableMirror: StreamFollower {
             let chunks = decoder.decode(frame)
             switch StoredLog.fit(chunks, start: start, length: buffer.length) {
             case .append(let new):
-                try buffer.append(contentsOf: new)
+                append(new)
             case .gap:
                 try await readStore()
             case .mismatch:
@@ -166,11 +166,23 @@ final class DurableMirror: StreamFollower {
         }
     }
 
+    /// A full buffer ends the stream for this instance's readers, as in memory mode.
+    private func append(_ chunks: [Substring]) {
+        do {
+            try buffer.append(contentsOf: chunks)
+        } catch {
+            fail(error)
+        }
+    }
+
     /// Reads every entry after what the buffer has, page by page, until the end or the store's
-    /// last entry.
+    /// last entry. The first pages are small, and the followers start with the first: a long
+    /// stream's first text does not wait for the rest of it.
     private func readStore() async throws {
+        var count = 2
         while !isDone {
-            let entries = try await store.read(keys, after: buffer.length, count: Self.page)
+            let entries = try await store.read(keys, after: buffer.length, count: count)
+            defer { started.set(.acknowledged) }
             for (id, field, value) in entries {
                 switch StoredLog.entry(id: id, field: field, value: value) {
                 case .chunks(let frame, let end)?:
@@ -179,7 +191,7 @@ final class DurableMirror: StreamFollower {
                     let start = end - chunks.reduce(0) { $0 + TextUnits.count($1) }
                     switch StoredLog.fit(chunks, start: start, length: buffer.length) {
                     case .append(let new):
-                        try buffer.append(contentsOf: new)
+                        append(new)
                     case .gap, .mismatch:
                         fail(.sourceFailed("the store's text of stream '\(streamId)' has a gap at \(buffer.length)"))
                         return
@@ -195,7 +207,8 @@ final class DurableMirror: StreamFollower {
                     continue
                 }
             }
-            if entries.count < Self.page { return }
+            if entries.count < count { return }
+            count = min(count * 4, Self.page)
         }
     }
 
