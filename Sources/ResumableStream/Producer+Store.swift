@@ -88,6 +88,14 @@ extension Producer {
         }
     }
 
+    /// The producer has left its stream to another (an ingest left to be continued, or a writer
+    /// fenced off): it no longer answers for it.
+    var isLeaving: Bool { detaching.currentValue != nil || fenced.currentValue != nil }
+
+    /// A durable stream whose end is stored has ended for every instance; in memory it stays live,
+    /// as its sentinel says, until its replay grace is over.
+    var hasStoredEnd: Bool { storage != nil && stored.currentValue != nil && buffer.outcome != nil }
+
     /// Another writer holds the stream, or it was ended as lost while this producer was cut off
     /// from the store: this one stops, and writes nothing more.
     func fence() {

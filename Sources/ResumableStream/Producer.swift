@@ -234,7 +234,8 @@ final class Producer: Sendable {
             let live: Bool
             if let storage {
                 live = try await storage.store.renew(storage.keys, writer: producerId, ingest: storage.ingest, times: core.storedTimes)
-                if !live { fence() }
+                // After its end the sentinel says `DONE` at the close of the grace: that is no fence.
+                if !live, sourceEnded.currentValue == nil { fence() }
             } else {
                 live = try await core.broker.renewLease(core.wire.sentinelKey(streamId), seconds: core.options.leaseSeconds)
             }

@@ -118,10 +118,10 @@ extension ResumableStreamContext {
     /// memory mode is asked for its text, as a follower would, to count it.
     public func status(of streamId: String) async throws -> ResumableStreamStatus {
         try Self.validate(streamId)
-        if let producer = localProducer(streamId) {
+        if let producer = localProducer(streamId), !producer.isLeaving {
             var failure: ResumableStreamError?
             if case .failed(let error)? = producer.buffer.outcome { failure = error }
-            return ResumableStreamStatus(state: .live, length: producer.buffer.length, failure: failure)
+            return ResumableStreamStatus(state: producer.hasStoredEnd ? .finished : .live, length: producer.buffer.length, failure: failure)
         }
         if let store = core.store {
             switch try await core.brokered({ try await store.inspect(core.wire.storedKeys(streamId), times: core.storedTimes) }) {

@@ -242,7 +242,9 @@ public final class ResumableStreamContext: Service, Sendable {
     /// until its sentinel says `DONE`, and is answered from memory.
     public func state(of streamId: String) async throws -> ResumableStreamState {
         try Self.validate(streamId)
-        if localProducer(streamId) != nil { return .live }
+        if let producer = localProducer(streamId), !producer.isLeaving {
+            return producer.hasStoredEnd ? .finished : .live
+        }
         if let store = core.store {
             switch try await core.brokered({ try await store.inspect(core.wire.storedKeys(streamId), times: core.storedTimes) }) {
             case .live, .none(sentinelLive: true): return .live
@@ -260,16 +262,23 @@ public final class ResumableStreamContext: Service, Sendable {
     /// Cancels a live stream wherever its producer runs: its source is cancelled, and every reader
     /// ends with ``ResumableStreamError/cancelled``.
     ///
-    /// - Returns: whether a producer received the cancellation.
+    /// A durable stream that no producer writes (an ingest that waits to be continued) is ended as
+    /// cancelled in the store.
+    ///
+    /// - Returns: whether a producer received the cancellation, or the store ended the stream.
     @discardableResult
     public func cancel(_ streamId: String) async throws -> Bool {
         try Self.validate(streamId)
-        if let producer = localProducer(streamId) {
+        if let producer = localProducer(streamId), !producer.isLeaving {
             producer.cancel()
             return true
         }
         let request = WireProtocol.encode(.cancel)
-        return try await core.brokered { try await core.broker.publish(request, to: core.wire.requestChannel(streamId)) } > 0
+        if try await core.brokered({ try await core.broker.publish(request, to: core.wire.requestChannel(streamId)) }) > 0 {
+            return true
+        }
+        guard let store = core.store else { return false }
+        return try await core.brokered { try await store.cancel(core.wire.storedKeys(streamId), times: core.storedTimes) }
     }
 
     /// The producer of `streamId` in this process, until its sentinel says `DONE`.

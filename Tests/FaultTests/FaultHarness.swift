@@ -21,22 +21,46 @@ final class FaultHarness: Sendable {
     }
 
     private let state = Mutex(State())
+    /// Work the test runs beside itself (a reader of a response, a connection's owner): owned by
+    /// ``run(_:)``, which cancels what is left of it when the test ends.
+    private let jobs: AsyncStream<@Sendable () async -> Void>
+    private let submitJob: AsyncStream<@Sendable () async -> Void>.Continuation
 
     private init() throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("fault-tests-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        (jobs, submitJob) = AsyncStream.makeStream()
     }
 
-    /// Runs `body` with a harness, then stops its processes and removes its folder.
-    static func run<Result>(_ body: (FaultHarness) async throws -> Result) async throws -> Result {
+    /// Runs `body` with a harness, then stops its processes and its background work, and removes
+    /// its folder.
+    static func run<Result: Sendable>(_ body: (FaultHarness) async throws -> Result) async throws -> Result {
         let harness = try FaultHarness()
         defer { harness.finish() }
-        do {
-            return try await body(harness)
-        } catch {
-            harness.state.withLock { $0.failed = true }
-            throw error
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                await withDiscardingTaskGroup { jobs in
+                    for await job in harness.jobs {
+                        jobs.addTask { await job() }
+                    }
+                }
+            }
+            defer {
+                harness.submitJob.finish()
+                group.cancelAll()
+            }
+            do {
+                return try await body(harness)
+            } catch {
+                harness.state.withLock { $0.failed = true }
+                throw error
+            }
         }
+    }
+
+    /// Runs `job` beside the test, until it returns or the test ends.
+    func background(_ job: @escaping @Sendable () async -> Void) {
+        submitJob.yield(job)
     }
 
     private func finish() {

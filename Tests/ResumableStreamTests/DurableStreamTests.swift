@@ -228,6 +228,48 @@ import Testing
         }
     }
 
+    /// An ingest that waits to be continued has no producer to receive a cancellation: the store
+    /// ends it.
+    @Test func aDetachedIngestCanBeCancelled() async throws {
+        try await Deployment.with(.redis, contexts: 2, options: Self.durable) { deployment in
+            let source = DetachableSource()
+            _ = try await deployment.contexts[0].createStreamIfAbsent("dropped", continuable: true, source: source.make)
+            let follower = try await deployment.contexts[1].resumeExistingStream("dropped").reader()
+            source.send("some")
+            source.detach()
+            // Once the producer has let go, nobody holds the stream but the store.
+            try await eventually {
+                if case .busy = try await deployment.contexts[1].continueStream("dropped", from: 99, source: DetachableSource().make) { return false }
+                return true
+            }
+            #expect(try await deployment.contexts[1].cancel("dropped"))
+            var text = ""
+            await #expect(throws: ResumableStreamError.cancelled) {
+                for try await chunk in follower { text += chunk.text }
+            }
+            #expect(text == "some")
+            #expect(try await deployment.contexts[0].status(of: "dropped") == ResumableStreamStatus(state: .finished, length: 4, failure: .cancelled))
+        }
+    }
+
+    /// Once its end is stored, a durable stream has ended on every instance, its producer's too,
+    /// though that one still answers the reference's listeners through its replay grace.
+    @Test func theProducersInstanceSaysFinishedOnceTheEndIsStored() async throws {
+        try await Deployment.with(.redis, contexts: 2, options: { Self.durable(&$0); $0.replayGrace = .seconds(60) }) { deployment in
+            let source = ManualSource()
+            let reader = try await deployment.contexts[0].resumableStream("told", source: source.make).reader()
+            source.send("done")
+            source.finish()
+            _ = try await reader.text()
+            try await eventually { try await deployment.contexts[0].state(of: "told") == .finished }
+            for context in deployment.contexts {
+                #expect(try await context.status(of: "told") == ResumableStreamStatus(state: .finished, length: 4))
+            }
+            try await deployment.contexts[0].cancel("told")
+            await deployment.contexts[0].waitForProducer("told")
+        }
+    }
+
     @Test func continuingNeedsDurableStreams() async throws {
         try await Deployment.with(.embedded, contexts: 1) { deployment in
             let error = await #expect(throws: ResumableStreamError.self) {

@@ -109,6 +109,13 @@ extension RedisStreamBroker: StreamStore {
         return 1
         """
 
+    private static let cancelScript = prelude + """
+        local exists, length, ended = tail()
+        if not exists or ended or redis.call('EXISTS', writerKey) == 1 then return 0 end
+        endStream(length, 'cancelled', true)
+        return 1
+        """
+
     private static let claimScript = prelude + """
         local exists, length, ended = tail()
         if not exists then return {0, 0} end
@@ -197,6 +204,10 @@ extension RedisStreamBroker: StreamStore {
 
     public func detach(_ keys: StoredStreamKeys, writer: String, times: StoredStreamTimes) async throws {
         _ = try await run(Self.detachScript, keys, times, [.string(writer)])
+    }
+
+    public func cancel(_ keys: StoredStreamKeys, times: StoredStreamTimes) async throws -> Bool {
+        try await run(Self.cancelScript, keys, times, []).integer == 1
     }
 
     public func claim(_ keys: StoredStreamKeys, writer: String, offset: Int, times: StoredStreamTimes) async throws -> StoreClaim {

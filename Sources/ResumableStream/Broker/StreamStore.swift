@@ -51,6 +51,9 @@ public protocol StreamStore: Sendable {
     func inspect(_ keys: StoredStreamKeys, times: StoredStreamTimes) async throws -> StoredState
     /// The ingest's producer has gone: the stream waits for another to continue it.
     func detach(_ keys: StoredStreamKeys, writer: String, times: StoredStreamTimes) async throws
+    /// Ends a stream that no writer holds (an ingest that waits to be continued) as cancelled;
+    /// `false` when a writer holds it, or it has ended, or there is none.
+    func cancel(_ keys: StoredStreamKeys, times: StoredStreamTimes) async throws -> Bool
     /// Makes `writer` the writer of an ingest stream that waits for one, if `offset` is within it.
     func claim(_ keys: StoredStreamKeys, writer: String, offset: Int, times: StoredStreamTimes) async throws -> StoreClaim
 }
