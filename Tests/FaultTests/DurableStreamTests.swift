@@ -359,22 +359,10 @@ extension String {
 }
 
 extension FaultHarness {
-    /// Opens `url` (a GET, with `headers`) and reads its events in a task of its own, which ends
-    /// with the response or after `timeout`.
+    /// Opens `url` (a GET, with `headers`) and reads its events beside the test, until the
+    /// response ends or `timeout`.
     func follow(_ url: String, headers: [(String, String)] = [], _ what: String, timeout: Duration = .seconds(60), sourceLocation: SourceLocation = #_sourceLocation) async throws -> Observed<StreamRead> {
-        let response: HTTPClientResponse
-        do {
-            response = try await HTTP.open(.GET, url, headers: headers, timeout: timeout)
-        } catch {
-            fail("\(what): no answer: \(error)", sourceLocation: sourceLocation)
-            throw error
-        }
-        guard response.status == .ok else {
-            let body = (try? await response.body.collect(upTo: 1 << 20)).map { String(buffer: $0) } ?? ""
-            let message = "\(what): expected 200, got \(response.status.code): \(body)"
-            fail(message, sourceLocation: sourceLocation)
-            throw Stop(message: message)
-        }
+        let response = try await openStream(.GET, url, headers: headers, what, timeout: timeout, sourceLocation: sourceLocation)
         let read = Observed(StreamRead())
         background { await EventStreamReader.read(response, into: read, timeout: timeout) }
         return read

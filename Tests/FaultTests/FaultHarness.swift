@@ -176,11 +176,11 @@ final class FaultHarness: Sendable {
 extension FaultHarness {
     /// Opens a stream response (a `POST` that creates, a `GET` that follows): a `200`, or an issue
     /// and a thrown error.
-    func openStream(_ method: HTTPMethod, _ url: String, body: String? = nil, _ what: String, timeout: Duration = .seconds(60), sourceLocation: SourceLocation = #_sourceLocation) async throws -> HTTPClientResponse {
+    func openStream(_ method: HTTPMethod, _ url: String, body: String? = nil, headers: [(String, String)] = [], _ what: String, timeout: Duration = .seconds(60), sourceLocation: SourceLocation = #_sourceLocation) async throws -> HTTPClientResponse {
         let start = ContinuousClock.now
         let response: HTTPClientResponse
         do {
-            response = try await HTTP.open(method, url, body: body, timeout: timeout)
+            response = try await HTTP.open(method, url, body: body, headers: headers, timeout: timeout)
         } catch {
             fail("\(what): no answer after \((ContinuousClock.now - start).seconds) s: \(error)", sourceLocation: sourceLocation)
             throw error
