@@ -274,11 +274,12 @@ public final class ResumableStreamContext: Service, Sendable {
             return true
         }
         let request = WireProtocol.encode(.cancel)
-        if try await core.brokered({ try await core.broker.publish(request, to: core.wire.requestChannel(streamId)) }) > 0 {
-            return true
-        }
-        guard let store = core.store else { return false }
-        return try await core.brokered { try await store.cancel(core.wire.storedKeys(streamId), times: core.storedTimes) }
+        let delivered = try await core.brokered { try await core.broker.publish(request, to: core.wire.requestChannel(streamId)) } > 0
+        guard let store = core.store else { return delivered }
+        // A producer that is leaving its stream may still receive the request, and do nothing with
+        // it: the store ends a stream that no writer holds, and leaves one that a writer holds to it.
+        let ended = try await core.brokered { try await store.cancel(core.wire.storedKeys(streamId), times: core.storedTimes) }
+        return delivered || ended
     }
 
     /// The producer of `streamId` in this process, until its sentinel says `DONE`.

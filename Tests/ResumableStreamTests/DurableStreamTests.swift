@@ -11,7 +11,9 @@ import Testing
         options.durability = .redis
         options.leaseSeconds = 2
         options.watchdogInterval = .milliseconds(200)
-        options.ingestReattachSeconds = 5
+        // Long enough that no test waits for it unless it sets it shorter: the suite may run on a
+        // crowded machine.
+        options.ingestReattachSeconds = 60
         options.retentionSeconds = 600
     }
 
