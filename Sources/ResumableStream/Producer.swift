@@ -308,6 +308,8 @@ final class Producer: Sendable {
         switch outcome {
         case .completed: return .completed
         case .failed(.cancelled): return .cancelled
+        // A follower reads a failure as the source's: its own words, not wrapped twice.
+        case .failed(.sourceFailed(let reason)): return .failed(reason)
         case .failed(let error): return .failed(error.description)
         }
     }

@@ -127,6 +127,26 @@ struct BeyondTheReferenceTests {
         }
     }
 
+    /// A follower on another instance gets the source's failure in the producer's words, as the
+    /// producer's own reader does.
+    @Test(arguments: BrokerKind.allCases)
+    func aSourceFailureReachesFollowersInItsOwnWords(kind: BrokerKind) async throws {
+        struct ModelTimedOut: Error, CustomStringConvertible {
+            var description: String { "the model timed out" }
+        }
+        try await Deployment.with(kind) { deployment throws in
+            let source = DetachableSource()
+            let producer = try await deployment.contexts[0].resumableStream("failing", source: source.make).reader()
+            source.send("partial")
+            let follower = try await deployment.contexts[1].resumeExistingStream("failing").reader()
+            source.continuation.finish(throwing: ModelTimedOut())
+            for reader in [producer, follower] {
+                let error = await #expect(throws: ResumableStreamError.self) { _ = try await reader.text() }
+                #expect(error == .sourceFailed("the model timed out"))
+            }
+        }
+    }
+
     @Test(arguments: BrokerKind.allCases)
     func aThousandStreamsAtOnce(kind: BrokerKind) async throws {
         try await Deployment.with(kind, options: { $0.replayGrace = .seconds(5) }) { deployment throws in
