@@ -10,6 +10,8 @@ public struct RedisConfiguration: Sendable, Hashable {
     public var database: Int
     /// Sent with `CLIENT SETNAME`, so that operators (and tests) can tell connections apart.
     public var clientName: String?
+    /// TLS, for a `rediss://` URL; `nil` speaks plain TCP.
+    public var tls: RedisTLS?
 
     /// How long opening a connection may take, including AUTH and SELECT.
     public var connectTimeout: TimeAmount
@@ -34,6 +36,7 @@ public struct RedisConfiguration: Sendable, Hashable {
         password: String? = nil,
         database: Int = 0,
         clientName: String? = nil,
+        tls: RedisTLS? = nil,
         connectTimeout: TimeAmount = .seconds(5),
         commandTimeout: TimeAmount = .seconds(10),
         reconnectInitialDelay: TimeAmount = .milliseconds(50),
@@ -46,6 +49,7 @@ public struct RedisConfiguration: Sendable, Hashable {
         self.password = password
         self.database = database
         self.clientName = clientName
+        self.tls = tls
         self.connectTimeout = connectTimeout
         self.commandTimeout = commandTimeout
         self.reconnectInitialDelay = reconnectInitialDelay
@@ -53,13 +57,20 @@ public struct RedisConfiguration: Sendable, Hashable {
         self.healthCheckInterval = healthCheckInterval
     }
 
-    /// Reads `redis://[[user]:password@]host[:port][/db]`. User and password may be percent-encoded;
-    /// an IPv6 host is written in brackets (`redis://[::1]:6379`). Timeouts keep their defaults.
+    /// Reads `redis://[[user]:password@]host[:port][/db]`, or `rediss://...` for TLS (trusting the
+    /// system's store until ``tls`` names a CA). User and password may be percent-encoded; an IPv6
+    /// host is written in brackets (`redis://[::1]:6379`). Timeouts keep their defaults.
     public init(url: String) throws(RedisConfigurationError) {
         self.init()
-        let scheme = "redis://"
-        guard url.hasPrefix(scheme) else {
-            throw RedisConfigurationError(message: "'\(url)' is not a redis:// URL (TLS, rediss://, is not supported)")
+        let scheme: String
+        if url.hasPrefix("rediss://") {
+            scheme = "rediss://"
+            // The system's trust store, until the caller names a CA.
+            tls = RedisTLS()
+        } else if url.hasPrefix("redis://") {
+            scheme = "redis://"
+        } else {
+            throw RedisConfigurationError(message: "'\(url)' is not a redis:// or rediss:// URL")
         }
         var rest = Substring(url.dropFirst(scheme.count))
         if let end = rest.firstIndex(where: { $0 == "?" || $0 == "#" }) {
@@ -170,7 +181,7 @@ extension RedisConfiguration: CustomStringConvertible {
     /// The configuration without its password, for logs.
     public var description: String {
         let user = username.map { "\($0)@" } ?? (password == nil ? "" : "***@")
-        return "redis://\(user)\(host.contains(":") ? "[\(host)]" : host):\(port)/\(database)"
+        return "\(tls == nil ? "redis" : "rediss")://\(user)\(host.contains(":") ? "[\(host)]" : host):\(port)/\(database)"
     }
 }
 

@@ -39,6 +39,11 @@ public struct ServerConfiguration: Sendable {
     public var leaseSeconds = 15
     /// How long a finished stream's `DONE` sentinel stays, in seconds.
     public var doneExpirySeconds = 86_400
+    /// For a `rediss://` URL: the PEM file of the CAs to trust (else the system's trust store),
+    /// and this client's certificate and key for servers that ask for one.
+    public var redisTLSCAFile: String?
+    public var redisTLSCertificateFile: String?
+    public var redisTLSKeyFile: String?
     /// `memory` (the reference's way), or `redis`: every stream also kept in Redis, readable from
     /// any instance whether or not its producer lives. Needs ``redisURL``.
     public var durability: ResumableStreamDurability = .memory

@@ -41,6 +41,13 @@ public struct StreamServer: Sendable {
         let broker: any StreamBroker
         if let url = configuration.redisURL {
             var redis = try RedisConfiguration(url: url)
+            if redis.tls != nil {
+                redis.tls = RedisTLS(
+                    caFile: configuration.redisTLSCAFile,
+                    certificateFile: configuration.redisTLSCertificateFile,
+                    keyFile: configuration.redisTLSKeyFile
+                )
+            }
             redis.clientName = redis.clientName ?? "resumable-stream"
             redis.commandTimeout = TimeAmount(configuration.brokerTimeout)
             // Redis that comes back is found within half a second: a live stream is joinable

@@ -20,8 +20,17 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Port to listen on (PORT).")
     var port = Self.integer("PORT") ?? 8080
 
-    @Option(help: "redis://[[user]:password@]host[:port][/db] (REDIS_URL). Without it the embedded broker runs, for one instance.")
+    @Option(help: "redis://[[user]:password@]host[:port][/db], or rediss:// for TLS (REDIS_URL). Without it the embedded broker runs, for one instance.")
     var redisURL = Self.environment("REDIS_URL") ?? ""
+
+    @Option(name: .customLong("redis-tls-ca-file"), help: "With rediss://: PEM file of the CAs that Redis's certificate must chain to (REDIS_TLS_CA_FILE); the system's trust store without it.")
+    var redisTLSCAFile = Self.environment("REDIS_TLS_CA_FILE") ?? ""
+
+    @Option(name: .customLong("redis-tls-cert-file"), help: "With rediss://: PEM certificate of this client, for a Redis that asks for one (REDIS_TLS_CERT_FILE).")
+    var redisTLSCertFile = Self.environment("REDIS_TLS_CERT_FILE") ?? ""
+
+    @Option(name: .customLong("redis-tls-key-file"), help: "With rediss://: PEM private key of that certificate (REDIS_TLS_KEY_FILE).")
+    var redisTLSKeyFile = Self.environment("REDIS_TLS_KEY_FILE") ?? ""
 
     @Option(help: "Prefix of the Redis keys and channels (KEY_PREFIX); instances that share streams share it.")
     var keyPrefix = Self.environment("KEY_PREFIX") ?? "resumable-stream"
@@ -103,6 +112,13 @@ struct ServeCommand: AsyncParsableCommand {
         guard let durable = ResumableStreamDurability(rawValue: durability) else {
             throw ValidationError("--durability must be memory or redis, not '\(durability)'")
         }
+        let tlsFiles = [redisTLSCAFile, redisTLSCertFile, redisTLSKeyFile].filter { !$0.isEmpty }
+        if !tlsFiles.isEmpty, !redisURL.hasPrefix("rediss://") {
+            throw ValidationError("--redis-tls-* files need a rediss:// URL in --redis-url")
+        }
+        if redisTLSCertFile.isEmpty != redisTLSKeyFile.isEmpty {
+            throw ValidationError("--redis-tls-cert-file and --redis-tls-key-file go together")
+        }
         if durable == .redis, redisURL.isEmpty {
             throw ValidationError("--durability redis keeps streams in Redis: it needs --redis-url (REDIS_URL)")
         }
@@ -149,6 +165,9 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.leaseSeconds = leaseSeconds
         configuration.doneExpirySeconds = doneExpirySeconds
         configuration.durability = ResumableStreamDurability(rawValue: durability) ?? .memory
+        configuration.redisTLSCAFile = redisTLSCAFile.isEmpty ? nil : redisTLSCAFile
+        configuration.redisTLSCertificateFile = redisTLSCertFile.isEmpty ? nil : redisTLSCertFile
+        configuration.redisTLSKeyFile = redisTLSKeyFile.isEmpty ? nil : redisTLSKeyFile
         configuration.retentionSeconds = retentionSeconds
         configuration.ingestReattachSeconds = ingestReattachSeconds
         configuration.proxyAllowedOrigins = proxyAllowedOrigins.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }

@@ -65,6 +65,16 @@ struct RedisConfigurationTests {
         #expect(configuration.host == "h")
     }
 
+    @Test func rediss() throws {
+        let configuration = try RedisConfiguration(url: "rediss://alice:secret@cache.example:6380/2")
+        #expect(configuration.tls == RedisTLS())
+        #expect(configuration.host == "cache.example")
+        #expect(configuration.port == 6380)
+        #expect(configuration.database == 2)
+        #expect(configuration.description == "rediss://alice@cache.example:6380/2")
+        #expect(try RedisConfiguration(url: "redis://h").tls == nil)
+    }
+
     @Test func readsABracketedIPv6Host() throws {
         let configuration = try RedisConfiguration(url: "redis://[::1]:6380/3")
         #expect(configuration.host == "::1")
@@ -75,7 +85,7 @@ struct RedisConfigurationTests {
 
     @Test(arguments: [
         "http://h",
-        "rediss://h",
+        "rediss:/h",
         "h:6379",
         "redis://",
         "redis://:6379",

@@ -72,7 +72,7 @@ struct RedisConnectionFailureTests {
     }
 
     @Test func malformedURLsAreRefusedWithAReason() throws {
-        for url in ["http://localhost", "redis://", "redis://host:99999", "redis://host/x", "rediss://host"] {
+        for url in ["http://localhost", "redis://", "redis://host:99999", "redis://host/x", "rediss:host"] {
             let error = #expect(throws: RedisConfigurationError.self) { try RedisConfiguration(url: url) }
             #expect(error?.message.isEmpty == false)
         }

@@ -10,7 +10,7 @@ public final class PrivateRedisServer: Sendable {
     public let port: Int
     private let process: Mutex<Process>
 
-    private init(url: String, port: Int, process: Process) {
+    init(url: String, port: Int, process: Process) {
         self.url = url
         self.port = port
         self.process = Mutex(process)
@@ -29,21 +29,29 @@ public final class PrivateRedisServer: Sendable {
     /// Starts a redis-server on `port` and waits until it answers; `nil` if it exits first (the
     /// port was taken).
     private static func launch(port: Int) async throws -> Process? {
+        try await launch(arguments: ["--port", "\(port)"]) { await answers(RedisConfiguration(port: port)) }
+    }
+
+    /// Whether a client with `configuration` connects.
+    static func answers(_ configuration: RedisConfiguration) async -> Bool {
+        guard let client = try? await RedisClient.connect(configuration: configuration) else { return false }
+        await client.close()
+        return true
+    }
+
+    /// Starts a redis-server with `arguments` (which say where it listens) and waits until it is
+    /// `ready`; `nil` if it exits first (the port was taken).
+    static func launch(arguments: [String], ready: () async -> Bool) async throws -> Process? {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [
-            "redis-server", "--bind", "127.0.0.1", "--port", "\(port)",
-            "--save", "", "--appendonly", "no", "--logfile", "",
-        ]
+        process.arguments = ["redis-server", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--logfile", ""] + arguments
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()
-        let url = "redis://127.0.0.1:\(port)"
         // Ready once it answers; gone if the port was taken.
         let deadline = ContinuousClock.now + .seconds(10)
         while process.isRunning, ContinuousClock.now < deadline {
-            if let client = try? await RedisClient.connect(configuration: RedisConfiguration(url: url)) {
-                await client.close()
+            if await ready() {
                 return process
             }
             await Task.yield()
