@@ -138,6 +138,8 @@ let package = Package(
         .testTarget(
             name: "FaultTests",
             dependencies: [
+                // The throwaway CA and the TLS-only redis-server.
+                "TestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -85,11 +85,20 @@ final class FaultHarness: Sendable {
     /// An instance of the server on `redis` (none: the embedded broker), with this test's key
     /// prefix. A flag the executable does not know yet fails the test, and is left out so that the
     /// rest of the test still shows what works.
-    func startServer(_ name: String, redis: RedisProcess?, options: ServerOptions = ServerOptions(), sourceLocation: SourceLocation = #_sourceLocation) async throws -> ServerProcess {
+    /// `redisURL` and `extraArguments` are for a Redis that is not a ``RedisProcess`` (one that
+    /// speaks TLS).
+    func startServer(
+        _ name: String,
+        redis: RedisProcess?,
+        redisURL: String? = nil,
+        options: ServerOptions = ServerOptions(),
+        extraArguments: [String] = [],
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) async throws -> ServerProcess {
         let executable = try ServerExecutable.path()
         let known = try await knownFlags(executable: executable)
-        var arguments = ["--host", "127.0.0.1", "--port", "0", "--key-prefix", keyPrefix, "--log-level", "info"]
-        if let redis { arguments += ["--redis-url", redis.url] }
+        var arguments = ["--host", "127.0.0.1", "--port", "0", "--key-prefix", keyPrefix, "--log-level", "info"] + extraArguments
+        if let url = redisURL ?? redis?.url { arguments += ["--redis-url", url] }
         for (flag, value) in options.flags {
             guard known.contains(flag) else {
                 let first = state.withLock { $0.reportedFlags.insert(flag).inserted }
