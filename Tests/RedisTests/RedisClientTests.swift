@@ -1,5 +1,6 @@
 import NIOCore
 import Redis
+import TestSupport
 import Testing
 
 @Suite("Redis client against redis-server", .timeLimit(.minutes(2)))
@@ -80,6 +81,26 @@ struct RedisClientTests {
             #expect(try await client.getString(key) == "DONE")
             try await client.del(key)
         }
+    }
+
+    /// A script goes by its SHA after the first call, and a Redis that lost it (SCRIPT FLUSH, as
+    /// after a restart) gets the source again, without an error reaching the caller.
+    @Test func aScriptRunsByItsDigestAndSurvivesAFlush() async throws {
+        let server = try await PrivateRedisServer.start()
+        defer { server.stop() }
+        let client = try await RedisClient.connect(configuration: server.configuration())
+        let script = RedisScript("return redis.call('INCRBY', KEYS[1], ARGV[1])")
+        #expect(try await client.run(script, keys: ["counted"], arguments: [.integer(2)]).integer == 2)
+        #expect(try await client.run(script, keys: ["counted"], arguments: [.integer(3)]).integer == 5)
+        _ = try await client.send("SCRIPT", "FLUSH")
+        #expect(try await client.run(script, keys: ["counted"], arguments: [.integer(4)]).integer == 9)
+        #expect(try await client.run(script, keys: ["counted"], arguments: [.integer(5)]).integer == 14)
+        let calls = try await PrivateRedisServer.commandCalls(client)
+        // Loaded once, then by digest, once again with its source after the flush.
+        #expect(calls["script|load"] == 1)
+        #expect(calls["evalsha"] == 4)
+        #expect(calls["eval"] == 1)
+        await client.close()
     }
 
     @Test func evalAndEvalsha() async throws {

@@ -35,7 +35,7 @@ extension RedisStreamBroker: StreamStore {
 
     /// A log left by a producer that died unseen is ended as lost, and its id stays taken; unless
     /// the stream replaces whatever had the id, whose writer is then fenced off.
-    private static let createScript = prelude + """
+    private static let createScript = RedisScript(prelude + """
         if ARGV[8] == '1' then redis.call('DEL', log, writerKey, ingestKey) end
         local exists, length, ended = tail()
         if exists then
@@ -48,10 +48,10 @@ extension RedisStreamBroker: StreamStore {
         redis.call('SET', writerKey, ARGV[6], 'EX', lease)
         if ARGV[7] == '1' then redis.call('SET', ingestKey, '1', 'EX', lease + reattach) end
         return 1
-        """
+        """)
 
     /// A writer whose lease lapsed takes it back unless the stream ended or another took it.
-    private static let appendScript = prelude + """
+    private static let appendScript = RedisScript(prelude + """
         local exists, length, ended = tail()
         if ended then return {2, length} end
         local current = redis.call('GET', writerKey)
@@ -67,11 +67,11 @@ extension RedisStreamBroker: StreamStore {
         end
         if ARGV[10] ~= '' then endStream(ARGV[8], ARGV[10], false) end
         return {0, tonumber(ARGV[8])}
-        """
+        """)
 
     /// After its end the stream's sentinel is still renewed: its producer answers reference peers
     /// through its replay grace.
-    private static let renewScript = prelude + """
+    private static let renewScript = RedisScript(prelude + """
         local exists, length, ended = tail()
         local value = redis.call('GET', sentinel)
         if value == 'DONE' then return 0 end
@@ -88,9 +88,9 @@ extension RedisStreamBroker: StreamStore {
         end
         if value then redis.call('EXPIRE', sentinel, lease) else redis.call('SET', sentinel, '1', 'EX', lease) end
         return 1
-        """
+        """)
 
-    private static let inspectScript = prelude + """
+    private static let inspectScript = RedisScript(prelude + """
         local exists, length, ended = tail()
         if not exists then return {0, 0, redis.call('GET', sentinel) or ''} end
         if ended then return {2, length, ended} end
@@ -99,24 +99,24 @@ extension RedisStreamBroker: StreamStore {
           return {2, length, 'producer_lost'}
         end
         return {1, length, ''}
-        """
+        """)
 
-    private static let detachScript = prelude + """
+    private static let detachScript = RedisScript(prelude + """
         if redis.call('GET', writerKey) ~= ARGV[6] then return 0 end
         redis.call('DEL', writerKey)
         redis.call('SET', ingestKey, '1', 'EX', reattach)
         redis.call('EXPIRE', sentinel, reattach)
         return 1
-        """
+        """)
 
-    private static let cancelScript = prelude + """
+    private static let cancelScript = RedisScript(prelude + """
         local exists, length, ended = tail()
         if not exists or ended or redis.call('EXISTS', writerKey) == 1 then return 0 end
         endStream(length, 'cancelled', true)
         return 1
-        """
+        """)
 
-    private static let claimScript = prelude + """
+    private static let claimScript = RedisScript(prelude + """
         local exists, length, ended = tail()
         if not exists then return {0, 0} end
         if ended then return {2, length} end
@@ -130,9 +130,9 @@ extension RedisStreamBroker: StreamStore {
         redis.call('SET', ingestKey, '1', 'EX', lease + reattach)
         redis.call('SET', sentinel, '1', 'EX', lease)
         return {1, length}
-        """
+        """)
 
-    private func run(_ script: String, _ keys: StoredStreamKeys, _ times: StoredStreamTimes, _ arguments: [RedisArgument]) async throws -> RedisReply {
+    private func run(_ script: RedisScript, _ keys: StoredStreamKeys, _ times: StoredStreamTimes, _ arguments: [RedisArgument]) async throws -> RedisReply {
         let common: [RedisArgument] = [
             .string(keys.appendChannel),
             .integer(times.leaseSeconds),
@@ -140,7 +140,7 @@ extension RedisStreamBroker: StreamStore {
             .integer(times.ingestReattachSeconds),
             .integer(max(times.doneExpirySeconds, times.retentionSeconds)),
         ]
-        return try await client.eval(script, keys: [keys.log, keys.writer, keys.ingest, keys.sentinel], arguments: common + arguments)
+        return try await client.run(script, keys: [keys.log, keys.writer, keys.ingest, keys.sentinel], arguments: common + arguments)
     }
 
     /// A script's `{code, length}` answer.

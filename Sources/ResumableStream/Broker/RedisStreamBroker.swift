@@ -9,15 +9,15 @@ public struct RedisStreamBroker: StreamBroker {
 
     /// INCR, and an expiry for a sentinel that this call created, in one atomic step: the reference's
     /// INCR leaves a sentinel that never expires when its producer dies.
-    private static let incrementScript = """
+    private static let incrementScript = RedisScript("""
         local count = redis.call('INCR', KEYS[1])
         if count == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
         return count
-        """
+        """)
 
     /// The lease's renewal, which also re-creates a sentinel that Redis lost, in one atomic step;
     /// a `DONE` sentinel is left as it is.
-    private static let renewScript = """
+    private static let renewScript = RedisScript("""
         local value = redis.call('GET', KEYS[1])
         if value == 'DONE' then return 0 end
         if value then
@@ -26,7 +26,7 @@ public struct RedisStreamBroker: StreamBroker {
             redis.call('SET', KEYS[1], '1', 'EX', ARGV[1])
         end
         return 1
-        """
+        """)
 
     public init(client: RedisClient, subscriber: RedisSubscriber) {
         self.client = client
@@ -35,7 +35,7 @@ public struct RedisStreamBroker: StreamBroker {
 
     public func incrementSentinel(_ key: String, expireInSeconds: Int) async throws -> Int? {
         do {
-            return try await client.eval(Self.incrementScript, keys: [key], arguments: [.integer(expireInSeconds)]).integer
+            return try await client.run(Self.incrementScript, keys: [key], arguments: [.integer(expireInSeconds)]).integer
         } catch let error as RedisServerError where error.message.contains(WireProtocol.notAnIntegerError) {
             return nil
         }
@@ -50,7 +50,7 @@ public struct RedisStreamBroker: StreamBroker {
     }
 
     public func renewLease(_ key: String, seconds: Int) async throws -> Bool {
-        try await client.eval(Self.renewScript, keys: [key], arguments: [.integer(seconds)]).integer == 1
+        try await client.run(Self.renewScript, keys: [key], arguments: [.integer(seconds)]).integer == 1
     }
 
     @discardableResult
