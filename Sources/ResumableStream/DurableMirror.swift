@@ -74,9 +74,7 @@ final class DurableMirror: StreamFollower {
 
     /// The stream's end as the store has it: its readers read the text, then this end.
     private func finish(_ outcome: StreamBuffer.Outcome) {
-        // The stored end of a lost producer names no stream.
-        let outcome: StreamBuffer.Outcome = outcome == .failed(.producerLost(streamId: "")) ? .failed(.producerLost(streamId: streamId)) : outcome
-        buffer.finish(outcome)
+        buffer.finish(StoredLog.named(outcome, streamId: streamId))
         started.set(.acknowledged)
     }
 
@@ -228,7 +226,7 @@ final class DurableMirror: StreamFollower {
             }
             let inspected = try? await store.inspect(keys, times: core.storedTimes)
             let now = ContinuousClock.now
-            if inspected == .none(sentinelLive: false) {
+            if case .none(let sentinel)? = inspected, sentinel != .live {
                 goneSince = goneSince ?? now
             } else {
                 goneSince = nil
@@ -238,7 +236,7 @@ final class DurableMirror: StreamFollower {
                 state.lastMessage = now
                 switch inspected {
                 case .ended?: state.endStored = true
-                case .none(sentinelLive: false)? where gone: state.vanished = true
+                case .none(let sentinel)? where sentinel != .live && gone: state.vanished = true
                 default: return nil
                 }
                 return state.subscription

@@ -127,16 +127,17 @@ extension ResumableStreamContext {
             switch try await core.brokered({ try await store.inspect(core.wire.storedKeys(streamId), times: core.storedTimes) }) {
             case .live(let length):
                 return ResumableStreamStatus(state: .live, length: length)
-            case .none(sentinelLive: true):
+            case .none(sentinel: .live):
                 return ResumableStreamStatus(state: .live, length: 0)
+            case .none(let sentinel):
+                // No log, or no longer: the sentinel says the rest, in the same answer.
+                return ResumableStreamStatus(state: sentinel, length: nil)
             case .ended(let length, let outcome):
                 var failure: ResumableStreamError?
-                if case .failed(let error)? = StoredLog.decodeEnd(outcome) {
-                    failure = error == .producerLost(streamId: "") ? .producerLost(streamId: streamId) : error
+                if case .failed(let error)? = StoredLog.decodeEnd(outcome).map({ StoredLog.named($0, streamId: streamId) }) {
+                    failure = error
                 }
                 return ResumableStreamStatus(state: .finished, length: length, failure: failure)
-            case .none(sentinelLive: false):
-                break
             }
         }
         switch try await state(of: streamId) {

@@ -109,15 +109,17 @@ public final class ResumableStreamContext: Service, Sendable {
     }
 
     /// A durable stream from the store, whoever produces it and whether or not it lives; `nil`
-    /// when the store has no such stream and its sentinel does not say it is live. A live stream
-    /// without a log is one that a reference instance (or one in memory mode) produces, or one
-    /// whose log is being created this instant: its producer is asked, as the reference does.
+    /// when neither the store nor the sentinel has the stream. A live stream without a log is one
+    /// that a reference instance (or one in memory mode) produces, or one whose log is being
+    /// created this instant: its producer is asked, as the reference does. The store's answer
+    /// carries the sentinel's: one round trip.
     private func followStored(_ streamId: String, resumeAt: Int) async throws -> ResumableStreamResult? {
         guard let store = core.store else { return nil }
         switch try await core.brokered({ try await store.inspect(core.wire.storedKeys(streamId), times: core.storedTimes) }) {
         case .live, .ended: return try await follow(streamId, resumeAt: resumeAt, viaStore: true)
-        case .none(sentinelLive: true): return try await follow(streamId, resumeAt: resumeAt, viaStore: false)
-        case .none(sentinelLive: false): return nil
+        case .none(sentinel: .live): return try await follow(streamId, resumeAt: resumeAt, viaStore: false)
+        case .none(sentinel: .finished): return .finished
+        case .none(sentinel: .none): return nil
         }
     }
 
@@ -227,8 +229,9 @@ public final class ResumableStreamContext: Service, Sendable {
         guard resumeAt >= 0 else { throw ResumableStreamError.invalidOffset(resumeAt) }
         try checkRunning()
         if core.store != nil {
-            if let result = try await followStored(streamId, resumeAt: resumeAt) { return result }
-        } else if let producer = localProducer(streamId) {
+            return try await followStored(streamId, resumeAt: resumeAt) ?? .notFound
+        }
+        if let producer = localProducer(streamId) {
             return .stream(ResumableStreamReader(buffer: producer.buffer, startOffset: resumeAt, lease: nil))
         }
         switch try await core.brokered({ try await core.broker.get(core.wire.sentinelKey(streamId)) }) {
@@ -247,9 +250,9 @@ public final class ResumableStreamContext: Service, Sendable {
         }
         if let store = core.store {
             switch try await core.brokered({ try await store.inspect(core.wire.storedKeys(streamId), times: core.storedTimes) }) {
-            case .live, .none(sentinelLive: true): return .live
+            case .live: return .live
             case .ended: return .finished
-            case .none(sentinelLive: false): break
+            case .none(let sentinel): return sentinel
             }
         }
         switch try await core.brokered({ try await core.broker.get(core.wire.sentinelKey(streamId)) }) {

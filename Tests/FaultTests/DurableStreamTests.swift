@@ -74,8 +74,12 @@ extension FaultTests {
             h.checkComplete(creator.value, demo, "the creator on A")
             let completedAt = ContinuousClock.now
             a.process.killAndReap()
-            // The fault's setting: the producer is gone and the stream is past its replay grace.
-            try await Task.sleep(until: completedAt + grace + .seconds(1))
+            // The fault's setting: the producer is gone and the stream is past its replay grace:
+            // its sentinel, which a producer keeps live through the grace, has lapsed.
+            _ = await h.waitFor("the dead producer's sentinel lapses", since: completedAt, within: grace + Self.lease + .seconds(3)) {
+                let sentinel = try? await redis.command("EXISTS", "\(h.keyPrefix):rs:sentinel:kept")
+                return (sentinel?.integerValue == 0, "EXISTS answered \(String(describing: sentinel))")
+            }
 
             let whole = try await h.readWhole("\(b.base)/streams/kept", "a GET of the finished stream on B")
             h.checkComplete(whole, demo, "a GET of the finished stream on B")

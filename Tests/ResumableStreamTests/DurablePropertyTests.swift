@@ -81,18 +81,16 @@ struct DurablePropertyTests {
     /// Continues `id`, waiting while the producer that went away still holds it (its lease has not
     /// run out, or it is still storing what it had).
     static func continueStream(_ id: String, on context: ResumableStreamContext, from offset: Int, source: DetachableSource) async throws {
-        let deadline = ContinuousClock.now + .seconds(20)
-        while ContinuousClock.now < deadline {
-            switch try await context.continueStream(id, from: offset, source: source.make) {
-            case .continued:
-                return
-            case .busy:
-                try await Task.sleep(for: .milliseconds(50))
-            case let other:
-                throw UnexpectedResult(description: "continuing \(id) from \(offset): \(other)")
-            }
+        var answer = ResumableStreamContinuation.busy(length: 0)
+        try await eventually(timeout: .seconds(20)) {
+            answer = try await context.continueStream(id, from: offset, source: source.make)
+            if case .busy = answer { return false }
+            return true
         }
-        throw UnexpectedResult(description: "nobody could continue \(id) within 20 s")
+        switch answer {
+        case .continued: return
+        case let other: throw UnexpectedResult(description: "continuing \(id) from \(offset): \(other)")
+        }
     }
 
     /// A reader that drops its stream now and then and resumes at its last offset on a random

@@ -148,11 +148,11 @@ import Testing
             // Past what is stored: refused, with the length, once the producer has let go (its
             // readers learn that it went before the store does).
             let unused = DetachableSource()
-            var beyond = try await deployment.contexts[1].continueStream("upload", from: 8, source: unused.make)
-            let deadline = ContinuousClock.now + .seconds(10)
-            while case .busy = beyond, ContinuousClock.now < deadline {
-                try await Task.sleep(for: .milliseconds(10))
+            var beyond = ResumableStreamContinuation.busy(length: 0)
+            try await eventually {
                 beyond = try await deployment.contexts[1].continueStream("upload", from: 8, source: unused.make)
+                if case .busy = beyond { return false }
+                return true
             }
             guard case .beyondLength(7) = beyond else {
                 Issue.record("expected beyondLength(7), got \(beyond)")

@@ -196,7 +196,7 @@ extension RedisStreamBroker: StreamStore {
         let (code, length) = try pair(reply)
         let text = reply.array.flatMap { $0.count > 2 ? $0[2].string : nil } ?? ""
         switch code {
-        case 0: return .none(sentinelLive: !text.isEmpty && text != WireProtocol.doneValue)
+        case 0: return .none(sentinel: text.isEmpty ? .none : text == WireProtocol.doneValue ? .finished : .live)
         case 1: return .live(length: length)
         default: return .ended(length: length, outcome: text)
         }

@@ -70,8 +70,9 @@ public enum StoreAppend: Sendable, Equatable {
 }
 
 public enum StoredState: Sendable, Equatable {
-    /// No log; `sentinel` tells whether the sentinel says the stream is live (its log comes next).
-    case none(sentinelLive: Bool)
+    /// No log; `sentinel` is what the reference's sentinel says (a live stream without a log is a
+    /// reference instance's, or one whose log comes next).
+    case none(sentinel: ResumableStreamState)
     case live(length: Int)
     /// `outcome` as ``StoredLog/encodeEnd(_:)`` writes it.
     case ended(length: Int, outcome: String)

@@ -51,6 +51,11 @@ enum StoredLog {
         }
     }
 
+    /// The stored end of a lost producer names no stream: its reader, which knows it, does.
+    static func named(_ outcome: StreamBuffer.Outcome, streamId: String) -> StreamBuffer.Outcome {
+        outcome == .failed(.producerLost(streamId: "")) ? .failed(.producerLost(streamId: streamId)) : outcome
+    }
+
     static func decodeEnd(_ text: String) -> StreamBuffer.Outcome? {
         switch text {
         case "completed": return .completed
