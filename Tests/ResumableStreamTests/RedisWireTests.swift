@@ -141,6 +141,8 @@ struct RedisWireTests {
             warmUp.finish()
             _ = try await warm.text()
             await deployment.contexts[0].waitForProducer("common-warm-up")
+            // Its UNSUBSCRIBE goes out as its producer closes: let it land before the counting starts.
+            try await unsubscribed(redis, from: "\(deployment.prefix):rs:request:common-warm-up")
             for chunks in [10, 1_000] {
                 _ = try await redis.send("CONFIG", "RESETSTAT")
                 let id = "common-\(chunks)"
@@ -151,10 +153,7 @@ struct RedisWireTests {
                 _ = try await reader.text()
                 await deployment.contexts[0].waitForProducer(id)
                 // The UNSUBSCRIBE goes out as the producer closes; count it in this round.
-                let requestChannel = "\(deployment.prefix):rs:request:\(id)"
-                try await eventually {
-                    try await redis.send("PUBSUB", "NUMSUB", .string(requestChannel)).array?.last?.integer == 0
-                }
+                try await unsubscribed(redis, from: "\(deployment.prefix):rs:request:\(id)")
                 var calls = try await PrivateRedisServer.commandCalls(redis)
                 // The subscriber's health check PINGs now and then, whatever the streams do.
                 calls = calls.filter { !$0.key.hasPrefix("config") && $0.key != "info" && !$0.key.hasPrefix("pubsub") && $0.key != "ping" }
@@ -164,6 +163,12 @@ struct RedisWireTests {
             // Four round trips: SUBSCRIBE, EVALSHA (whose INCR and EXPIRE commandstats counts too),
             // SET DONE, UNSUBSCRIBE.
             #expect(costs[1] == ["subscribe": 1, "evalsha": 1, "incr": 1, "expire": 1, "set": 1, "unsubscribe": 1])
+        }
+    }
+
+    private func unsubscribed(_ redis: RedisClient, from channel: String) async throws {
+        try await eventually {
+            try await redis.send("PUBSUB", "NUMSUB", .string(channel)).array?.last?.integer == 0
         }
     }
 
