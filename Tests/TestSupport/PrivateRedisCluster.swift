@@ -1,0 +1,374 @@
+import Foundation
+import Redis
+import Synchronization
+
+/// A Redis Cluster of one test's own: three masters (by default) and no replicas, on loopback and
+/// free ports, password-protected, no persistence, formed with `redis-cli --cluster create`. For
+/// the cluster client's routing against a real cluster: redirections while a slot migrates, a
+/// master that stops answering (paused), the slot map as `CLUSTER SLOTS` gives it.
+///
+/// The nodes never outlive the test process: besides ``stop()``, a watchdog shell kills them (and
+/// removes their directory) once the test process's end of a pipe closes, however it ends.
+public final class PrivateRedisCluster: Sendable {
+    public struct Node: Sendable {
+        public let port: Int
+        /// `redis://:password@127.0.0.1:port`
+        public let url: String
+        /// The node's ID (`CLUSTER MYID`), as `CLUSTER SETSLOT` and `CLUSTER NODES` name it.
+        public let id: String
+    }
+
+    /// The masters in slot order: node 0 serves the lowest slots (0-5460 of three), and so on.
+    public let nodes: [Node]
+    public let password: String
+    /// The nodes' logs and cluster config files.
+    public let directory: URL
+    private let state: Mutex<State>
+
+    private struct State {
+        var processes: [Process]
+        var watchdog: Process
+        /// The write end of the watchdog's stdin: it closes when the test process ends.
+        var lifeline: FileHandle
+        var stopped = false
+    }
+
+    /// Every node, in the seed-list form the server accepts:
+    /// `redis://:password@127.0.0.1:p1,127.0.0.1:p2,127.0.0.1:p3`.
+    public var seedsURL: String {
+        "redis://:\(password)@" + nodes.map { "127.0.0.1:\($0.port)" }.joined(separator: ",")
+    }
+
+    private init(nodes: [Node], password: String, directory: URL, state: State) {
+        self.nodes = nodes
+        self.password = password
+        self.directory = directory
+        self.state = Mutex(state)
+    }
+
+    /// The longest a cluster may take to start and agree on its slots.
+    private static let startTimeout = Duration.seconds(20)
+
+    /// Starts `masters` redis-servers in cluster mode, forms a cluster of them with `redis-cli
+    /// --cluster create` (slots split evenly, in node order) and waits until every node says
+    /// `cluster_state:ok` and knows a master for every slot.
+    public static func start(masters: Int = 3) async throws -> PrivateRedisCluster {
+        let deadline = ContinuousClock.now + startTimeout
+        let password = "cluster-\(UUID().uuidString.prefix(8).lowercased())"
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("redis-cluster-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+
+        var launched: [(port: Int, process: Process)] = []
+        var watchdog: (process: Process, lifeline: FileHandle)?
+        do {
+            for _ in 0..<masters {
+                launched.append(try await launchNode(password: password, directory: directory))
+            }
+            watchdog = try startWatchdog(killing: launched.map { $0.process.processIdentifier }, removing: directory)
+            let ports = launched.map(\.port)
+
+            let output = directory.appendingPathComponent("cluster-create.log")
+            let status = try await run(
+                ["redis-cli", "--cluster", "create"] + ports.map { "127.0.0.1:\($0)" } + ["--cluster-replicas", "0", "--cluster-yes"],
+                environment: ["REDISCLI_AUTH": password],
+                output: output,
+                deadline: deadline
+            )
+            guard status == 0 else {
+                throw StartFailed(reason: "redis-cli --cluster create exited with \(status)", directory: directory, ports: ports)
+            }
+            let nodes = try await waitUntilFormed(ports: ports, password: password, deadline: deadline, directory: directory)
+            guard let watchdog else { throw StartFailed(reason: "no watchdog", directory: directory, ports: ports) }
+            // The processes in the nodes' (slot) order.
+            let processes = nodes.compactMap { node in launched.first { $0.port == node.port }?.process }
+            return PrivateRedisCluster(
+                nodes: nodes,
+                password: password,
+                directory: directory,
+                state: State(processes: processes, watchdog: watchdog.process, lifeline: watchdog.lifeline)
+            )
+        } catch {
+            if let watchdog {
+                kill(watchdog.process.processIdentifier, SIGKILL)
+                try? watchdog.lifeline.close()
+            }
+            for node in launched { kill(node.process.processIdentifier, SIGKILL) }
+            // The error carries the logs; the directory goes with the nodes.
+            try? FileManager.default.removeItem(at: directory)
+            throw error
+        }
+    }
+
+    /// Starts one node on a free port (a port whose cluster bus port, 10000 above, is free too).
+    private static func launchNode(password: String, directory: URL) async throws -> (port: Int, process: Process) {
+        for _ in 0..<20 {
+            // The cluster bus listens 10000 above the port.
+            let port = Int.random(in: 20_000..<55_000)
+            let arguments = [
+                "--port", "\(port)",
+                "--cluster-enabled", "yes",
+                "--cluster-config-file", directory.appendingPathComponent("nodes-\(port).conf").path,
+                "--cluster-node-timeout", "15000",
+                "--cluster-require-full-coverage", "no",
+                "--requirepass", password,
+                "--masterauth", password,
+                "--dir", directory.path,
+                "--logfile", directory.appendingPathComponent("\(port).log").path,
+                "--daemonize", "no",
+            ]
+            let ready = RedisConfiguration(port: port, password: password)
+            if let process = try await PrivateRedisServer.launch(arguments: arguments, ready: { await PrivateRedisServer.answers(ready) }) {
+                return (port, process)
+            }
+        }
+        throw StartFailed(reason: "could not start a cluster node on a free port", directory: directory, ports: [])
+    }
+
+    /// A shell that waits for its stdin to close, then kills `pids` and removes `directory`. Its
+    /// stdin is a pipe whose only writer is this process (close-on-exec keeps the write end out of
+    /// every other child), so it closes when the test process ends, normally or not.
+    private static func startWatchdog(killing pids: [pid_t], removing directory: URL) throws -> (process: Process, lifeline: FileHandle) {
+        let pipe = Pipe()
+        for end in [pipe.fileHandleForReading, pipe.fileHandleForWriting] {
+            _ = fcntl(end.fileDescriptor, F_SETFD, FD_CLOEXEC)
+        }
+        let script = """
+            trap '' INT HUP TERM
+            while read -r _; do :; done
+            directory=$1
+            shift
+            kill -KILL "$@" 2>/dev/null
+            rm -rf "$directory"
+            """
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/sh")
+        process.arguments = ["-c", script, "redis-cluster-watchdog", directory.path] + pids.map { String($0) }
+        process.standardInput = pipe
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        return (process, pipe.fileHandleForWriting)
+    }
+
+    /// Runs a command to its end (killed at `deadline`), its output and errors in `output`.
+    /// Waits on the termination handler: `waitUntilExit()` does not return on a concurrency thread
+    /// on Linux.
+    private static func run(_ arguments: [String], environment: [String: String], output: URL, deadline: ContinuousClock.Instant) async throws -> Int32 {
+        FileManager.default.createFile(atPath: output.path, contents: nil)
+        let log = try FileHandle(forWritingTo: output)
+        defer { try? log.close() }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+        process.standardInput = FileHandle.nullDevice
+        process.standardOutput = log
+        process.standardError = log
+        let timeout = Task {
+            try await Task.sleep(until: deadline)
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        }
+        defer { timeout.cancel() }
+        return try await withCheckedThrowingContinuation { continuation in
+            process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
+            do {
+                try process.run()
+            } catch {
+                process.terminationHandler = nil
+                continuation.resume(throwing: error)
+            }
+        }
+    }
+
+    /// Waits until every node says `cluster_state:ok` and its `CLUSTER SLOTS` gives a master for
+    /// every slot, one of `ports` each; the nodes in slot order, with their IDs.
+    private static func waitUntilFormed(ports: [Int], password: String, deadline: ContinuousClock.Instant, directory: URL) async throws -> [Node] {
+        try await withAdminClients(ports: ports, password: password) { clients in
+            try await waitUntilFormed(clients: clients, ports: ports, password: password, deadline: deadline, directory: directory)
+        }
+    }
+
+    private static func waitUntilFormed(
+        clients: [RedisClient],
+        ports: [Int],
+        password: String,
+        deadline: ContinuousClock.Instant,
+        directory: URL
+    ) async throws -> [Node] {
+        var interval = Duration.milliseconds(1)
+        while true {
+            var maps: [ClusterSlotMap] = []
+            for (client, port) in zip(clients, ports) {
+                guard let info = try? await client.send("CLUSTER", "INFO").string, info.contains("cluster_state:ok"),
+                    let reply = try? await client.send("CLUSTER", "SLOTS"),
+                    let map = try? ClusterSlotMap(slotsReply: reply, answeredBy: RedisClusterNode(host: "127.0.0.1", port: port)),
+                    map.isComplete, map.nodes.map(\.port).sorted() == ports.sorted()
+                else { break }
+                maps.append(map)
+            }
+            if maps.count == ports.count, let map = maps.first {
+                // Slot order: by the first slot each master serves.
+                let first = Dictionary(uniqueKeysWithValues: ports.map { port in
+                    (port, (0..<HashSlot.count).first { map.master(of: $0)?.port == port } ?? HashSlot.count)
+                })
+                var nodes: [Node] = []
+                for (client, port) in zip(clients, ports) {
+                    guard let id = try await client.send("CLUSTER", "MYID").string else {
+                        throw StartFailed(reason: "CLUSTER MYID gave no ID", directory: directory, ports: ports)
+                    }
+                    nodes.append(Node(port: port, url: "redis://:\(password)@127.0.0.1:\(port)", id: id))
+                }
+                return nodes.sorted { first[$0.port, default: 0] < first[$1.port, default: 0] }
+            }
+            guard ContinuousClock.now < deadline else {
+                throw StartFailed(reason: "the cluster did not agree on its slots within \(startTimeout)", directory: directory, ports: ports)
+            }
+            try await Task.sleep(for: interval)
+            interval = min(interval * 2, .milliseconds(20))
+        }
+    }
+
+    /// For the cluster's own checks and moves: quick to give up on a node that does not answer.
+    private static func adminConfiguration(port: Int, password: String) -> RedisConfiguration {
+        RedisConfiguration(port: port, password: password, connectTimeout: .seconds(2), commandTimeout: .seconds(5))
+    }
+
+    /// Kills every node (SIGKILL: nothing to save) and removes the directory; again, it does nothing.
+    public func stop() {
+        let state = state.withLock { state -> State? in
+            guard !state.stopped else { return nil }
+            state.stopped = true
+            return state
+        }
+        guard let state else { return }
+        // The watchdog first: it must not kill the nodes' process IDs once they are reused.
+        kill(state.watchdog.processIdentifier, SIGKILL)
+        for process in state.processes { kill(process.processIdentifier, SIGKILL) }
+        try? state.lifeline.close()
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    /// Pauses a node (SIGSTOP): its connections stay open and nothing is answered, not even the
+    /// cluster bus.
+    public func pause(node: Int) {
+        signal(node: node, SIGSTOP)
+    }
+
+    /// Lets a paused node go on (SIGCONT).
+    public func resume(node: Int) {
+        signal(node: node, SIGCONT)
+    }
+
+    private func signal(node: Int, _ signal: Int32) {
+        // Nothing once stopped: the process ID may belong to another process by then.
+        guard let pid = state.withLock({ $0.stopped ? nil : $0.processes[node].processIdentifier }) else { return }
+        kill(pid, signal)
+    }
+
+    /// A configuration for one node, to adjust (timeouts, a client name) before connecting.
+    public func configuration(node: Int) throws -> RedisConfiguration {
+        try RedisConfiguration(url: nodes[node].url)
+    }
+
+    /// A plain client to one node (no cluster routing: it gets MOVED and ASK as they are). The
+    /// caller closes it.
+    public func client(node: Int) async throws -> RedisClient {
+        try await RedisClient.connect(configuration: configuration(node: node))
+    }
+
+    /// The index of the master that serves `slot`, from `CLUSTER SLOTS`: asked of the nodes in
+    /// turn, skipping any that does not answer (a paused one).
+    public func node(servingSlot slot: Int) async throws -> Int {
+        var unanswered: (any Error)?
+        for (index, node) in nodes.enumerated() {
+            let reply: RedisReply
+            do {
+                reply = try await withAdminClient(index) { try await $0.send("CLUSTER", "SLOTS") }
+            } catch let error as RedisConnectionError {
+                unanswered = error
+                continue
+            }
+            let map = try ClusterSlotMap(slotsReply: reply, answeredBy: RedisClusterNode(host: "127.0.0.1", port: node.port))
+            guard let master = map.master(of: slot), let owner = nodes.firstIndex(where: { $0.port == master.port }) else {
+                throw ClusterError(message: "node \(index) knows no master of slot \(slot)")
+            }
+            return owner
+        }
+        throw unanswered ?? ClusterError(message: "no node to ask")
+    }
+
+    /// Moves `slot` to master `target` as `redis-cli --cluster reshard` does: `CLUSTER SETSLOT
+    /// IMPORTING` on the target and `MIGRATING` on the source, then `whileMigrating` (a test acts
+    /// mid-migration: the source answers ASK for keys it no longer has), then every key moves with
+    /// `MIGRATE`, and `CLUSTER SETSLOT NODE` names the target on the target, the source and every
+    /// other master.
+    public func migrate(slot: Int, to target: Int, whileMigrating: @Sendable () async throws -> Void = {}) async throws {
+        let source = try await node(servingSlot: slot)
+        guard source != target else { throw ClusterError(message: "node \(target) serves slot \(slot) already") }
+        try await Self.withAdminClients(ports: nodes.map(\.port), password: password) { clients in
+            _ = try await clients[target].send("CLUSTER", "SETSLOT", .integer(slot), "IMPORTING", .string(nodes[source].id))
+            _ = try await clients[source].send("CLUSTER", "SETSLOT", .integer(slot), "MIGRATING", .string(nodes[target].id))
+            try await whileMigrating()
+            while true {
+                let reply = try await clients[source].send("CLUSTER", "GETKEYSINSLOT", .integer(slot), .integer(100))
+                guard let keys = reply.array else { throw ClusterError(message: "CLUSTER GETKEYSINSLOT answered \(reply)") }
+                if keys.isEmpty { break }
+                var migrate: [RedisArgument] = [
+                    "MIGRATE", "127.0.0.1", .integer(nodes[target].port), "", 0, 5_000, "AUTH", .string(password), "KEYS",
+                ]
+                for key in keys {
+                    guard let bytes = key.bytes else { throw ClusterError(message: "CLUSTER GETKEYSINSLOT answered a key \(key)") }
+                    migrate.append(.bytes(bytes))
+                }
+                _ = try await clients[source].send(migrate)
+            }
+            let others = nodes.indices.filter { $0 != source && $0 != target }
+            for index in [target, source] + others {
+                _ = try await clients[index].send("CLUSTER", "SETSLOT", .integer(slot), "NODE", .string(nodes[target].id))
+            }
+        }
+    }
+
+    /// Runs `body` with a client to each of `ports`, and closes them all afterwards.
+    private static func withAdminClients<Result>(ports: [Int], password: String, _ body: ([RedisClient]) async throws -> Result) async throws -> Result {
+        var clients: [RedisClient] = []
+        do {
+            for port in ports {
+                clients.append(try await RedisClient.connect(configuration: adminConfiguration(port: port, password: password)))
+            }
+            let result = try await body(clients)
+            for client in clients { await client.close() }
+            return result
+        } catch {
+            for client in clients { await client.close() }
+            throw error
+        }
+    }
+
+    private func withAdminClient<Result>(_ node: Int, _ body: (RedisClient) async throws -> Result) async throws -> Result {
+        let client = try await RedisClient.connect(configuration: Self.adminConfiguration(port: nodes[node].port, password: password))
+        return try await using(client, close: { await $0.close() }, body)
+    }
+
+    public struct ClusterError: Error, CustomStringConvertible {
+        public let message: String
+        public var description: String { message }
+    }
+
+    /// The cluster could not be formed; the description carries redis-cli's output and the end of
+    /// each node's log.
+    public struct StartFailed: Error, CustomStringConvertible {
+        public let description: String
+
+        init(reason: String, directory: URL, ports: [Int]) {
+            var text = reason
+            let files = ["cluster-create.log"] + ports.map { "\($0).log" }
+            for file in files {
+                guard let contents = try? String(contentsOf: directory.appendingPathComponent(file), encoding: .utf8) else { continue }
+                let tail = contents.split(separator: "\n", omittingEmptySubsequences: false).suffix(30).joined(separator: "\n")
+                text += "\n--- \(file) ---\n\(tail)"
+            }
+            description = text
+        }
+    }
+}
