@@ -50,3 +50,23 @@ extension RedisArgument: ExpressibleByStringLiteral {
 extension RedisArgument: ExpressibleByIntegerLiteral {
     public init(integerLiteral value: Int) { self.storage = .integer(value) }
 }
+
+extension RedisArgument {
+    /// The argument's wire bytes (for a cluster client that hashes a key).
+    var wireBytes: [UInt8] {
+        switch storage {
+        case .string(let value): return Array(value.utf8)
+        case .bytes(let value): return Array(value.readableBytesView)
+        case .integer(let value): return Array(String(value).utf8)
+        }
+    }
+
+    /// The argument as text, when it is text or a number (a command's name, a count).
+    var text: String? {
+        switch storage {
+        case .string(let value): return value
+        case .bytes(let value): return String(decoding: value.readableBytesView, as: UTF8.self)
+        case .integer(let value): return String(value)
+        }
+    }
+}

@@ -1,10 +1,22 @@
 import NIOCore
 
-/// The commands the coordinator uses, typed. Anything else goes through ``RedisClient/send(_:)-(RedisArgument...)``.
+/// What sends commands: one node's ``RedisClient``, or a ``RedisClusterClient`` that sends each
+/// command to the node that serves its key. The typed commands and scripts are written once, here.
+public protocol RedisClientProtocol: Sendable {
+    /// Sends any command and returns its reply; an error reply is thrown as ``RedisServerError``.
+    nonisolated(nonsending) func send(_ arguments: [RedisArgument]) async throws -> RedisReply
+}
+
+/// The commands the coordinator uses, typed. Anything else goes through ``RedisClientProtocol/send(_:)-(RedisArgument...)``.
 ///
 /// Every call is `nonisolated(nonsending)`, like `send`: it runs on its caller's executor instead of
 /// hopping to the global pool first, so a caller on the connection's event loop stays there.
-extension RedisClient {
+extension RedisClientProtocol {
+    /// Sends any command and returns its reply.
+    nonisolated(nonsending) public func send(_ arguments: RedisArgument...) async throws -> RedisReply {
+        try await send(arguments)
+    }
+
     /// `PING`: returns `PONG`.
     nonisolated(nonsending) public func ping() async throws -> String {
         try await send("PING").string ?? ""
@@ -68,6 +80,13 @@ extension RedisClient {
     @discardableResult
     nonisolated(nonsending) public func publish(_ message: RedisArgument, to channel: String) async throws -> Int {
         try await integer(send("PUBLISH", .string(channel), message), of: "PUBLISH")
+    }
+
+    /// `SPUBLISH` (Redis 7): publishes on a shard channel, which lives on the node of its slot;
+    /// returns how many subscribers of that node received it.
+    @discardableResult
+    nonisolated(nonsending) public func spublish(_ message: RedisArgument, to channel: String) async throws -> Int {
+        try await integer(send("SPUBLISH", .string(channel), message), of: "SPUBLISH")
     }
 
     /// `EVAL`: runs a Lua script.

@@ -14,7 +14,7 @@ import NIOPosix
 /// `CancellationError`, whether it waits for its reply or for a connection, and a task cancelled
 /// before it calls sends nothing. A command already sent cannot be taken back; its reply is read and
 /// dropped when it comes, and the calls after it still get their own replies.
-public final class RedisClient: Sendable {
+public final class RedisClient: RedisClientProtocol {
     public var configuration: RedisConfiguration { connection.configuration }
     /// The event loop of the client's connection. Commands called on it wake no other thread, and
     /// those called in one turn of the loop go out in one write.
@@ -40,15 +40,15 @@ public final class RedisClient: Sendable {
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         logger: Logger = Logger(label: "redis", factory: { _ in SwiftLogNoOpLogHandler() })
     ) async throws -> RedisClient {
+        try await connecting(configuration: configuration, eventLoop: eventLoopGroup.any(), logger: logger).get()
+    }
+
+    /// ``connect(configuration:eventLoopGroup:logger:)`` as a future, which several callers can
+    /// wait for (a cluster client's first commands to a node share one connection attempt).
+    static func connecting(configuration: RedisConfiguration, eventLoop: any EventLoop, logger: Logger) -> EventLoopFuture<RedisClient> {
         let counters = PipelineCounters()
-        let connection = ReconnectingConnection(
-            configuration: configuration,
-            eventLoop: eventLoopGroup.any(),
-            logger: logger,
-            counters: counters
-        )
-        try await connection.start().get()
-        return RedisClient(connection: connection, counters: counters)
+        let connection = ReconnectingConnection(configuration: configuration, eventLoop: eventLoop, logger: logger, counters: counters)
+        return connection.start().map { RedisClient(connection: connection, counters: counters) }
     }
 
     /// How the pipeline has been used since the client connected (over every reconnection): mean
@@ -69,12 +69,18 @@ public final class RedisClient: Sendable {
     ///   when the connection fails or the reply does not come in time; `CancellationError` when the
     ///   calling task is cancelled.
     nonisolated(nonsending) public func send(_ arguments: [RedisArgument]) async throws -> RedisReply {
+        try await send(arguments, asking: false)
+    }
+
+    /// Sends the command, preceded by `ASKING` when `asking` (a cluster node's `ASK` redirection):
+    /// both go out together, so that no other caller's command comes between them.
+    nonisolated(nonsending) func send(_ arguments: [RedisArgument], asking: Bool) async throws -> RedisReply {
         try Task.checkCancellation()
         let deadline = NIODeadline.now() + connection.configuration.commandTimeout
         var outbox = try await outbox(deadline: deadline)
         let reply: RedisReply
         do {
-            reply = try await send(arguments, through: outbox, deadline: deadline)
+            reply = try await send(arguments, asking: asking, through: outbox, deadline: deadline)
         } catch is CommandNotSent {
             // The connection was closing under us. Once its close is complete the reconnection has
             // begun (it watches the same close), and the command can wait for the new connection.
@@ -82,7 +88,7 @@ public final class RedisClient: Sendable {
             try Task.checkCancellation()
             outbox = try await self.outbox(deadline: deadline)
             do {
-                reply = try await send(arguments, through: outbox, deadline: deadline)
+                reply = try await send(arguments, asking: asking, through: outbox, deadline: deadline)
             } catch is CommandNotSent {
                 throw RedisConnectionError.connectionClosed
             }
@@ -93,13 +99,13 @@ public final class RedisClient: Sendable {
         return reply
     }
 
-    nonisolated(nonsending) private func send(_ arguments: [RedisArgument], through outbox: CommandOutbox, deadline: NIODeadline) async throws -> RedisReply {
+    nonisolated(nonsending) private func send(_ arguments: [RedisArgument], asking: Bool, through outbox: CommandOutbox, deadline: NIODeadline) async throws -> RedisReply {
         // The handler's record lives on the task's own allocator; the command's number is all the
         // cancellation needs to find it (see CommandOutbox).
         let id = outbox.makeCommandID()
         return try await withTaskCancellationHandler {
             try await withReplyContinuation { continuation in
-                outbox.send(arguments, reply: PendingReply(sink: .continuation(continuation), id: id, deadline: deadline))
+                outbox.send(arguments, asking: asking, reply: PendingReply(sink: .continuation(continuation), id: id, deadline: deadline))
             }
         } onCancel: {
             outbox.cancel(id: id)
@@ -120,10 +126,5 @@ public final class RedisClient: Sendable {
             outbox = fresh
             return fresh
         }
-    }
-
-    /// Sends any command and returns its reply.
-    nonisolated(nonsending) public func send(_ arguments: RedisArgument...) async throws -> RedisReply {
-        try await send(arguments)
     }
 }

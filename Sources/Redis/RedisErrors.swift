@@ -51,3 +51,14 @@ public struct RedisConfigurationError: Error, Sendable, Hashable, CustomStringCo
     public let message: String
     public var description: String { "invalid Redis configuration: \(message)" }
 }
+
+/// A cluster node stopped serving a shard channel's slot (it migrated to another node) and dropped
+/// the channel: the subscription ends with this, and a ``RedisClusterSubscriber`` subscribes the
+/// channel again where its slot lives now.
+public struct RedisShardChannelMoved: Error, Sendable, Hashable, CustomStringConvertible {
+    public let channel: String
+
+    public init(channel: String) { self.channel = channel }
+
+    public var description: String { "the node no longer serves the shard channel \(channel)" }
+}

@@ -19,7 +19,7 @@ public final class RedisScript: Sendable {
     }
 }
 
-extension RedisClient {
+extension RedisClientProtocol {
     /// Runs `script` with `keys` and `arguments`: one round trip, except the first time (and after
     /// Redis restarted), when the script is loaded first.
     nonisolated(nonsending) public func run(_ script: RedisScript, keys: [String] = [], arguments: [RedisArgument] = []) async throws -> RedisReply {

@@ -70,7 +70,7 @@ final class Mirror: Sendable {
             let events: BrokerSubscription
             let request: Int
             do {
-                events = try await core.broker.subscribe(to: core.wire.chunkChannel(listenerId))
+                events = try await core.broker.subscribe(to: core.wire.chunkChannel(listenerId, of: streamId))
                 request = upstream.withLock { upstream in
                     upstream.subscription = events
                     upstream.request += 1
@@ -172,7 +172,7 @@ final class Mirror: Sendable {
         let listenerId = "probe-\(UUID().uuidString)"
         let answer: String?
         do {
-            let answers = try await core.broker.subscribe(to: core.wire.chunkChannel(listenerId))
+            let answers = try await core.broker.subscribe(to: core.wire.chunkChannel(listenerId, of: streamId))
             defer { answers.cancel() }
             let request = WireProtocol.encode(.probe(listenerId: listenerId, about: upstream.withLock { $0.listenerId }))
             try await core.broker.publish(request, to: core.wire.requestChannel(streamId))

@@ -203,7 +203,7 @@ final class Producer: Sendable {
                     cancel()
                 case .identify(let listenerId, let answering):
                     let message = WireProtocol.marked(answering ? "" : WireProtocol.unansweredProbeReply, producer: producerId)
-                    let channel = core.wire.chunkChannel(listenerId)
+                    let channel = core.wire.chunkChannel(listenerId, of: streamId)
                     group.addTask { _ = try? await self.core.broker.publish(message, to: channel) }
                 case .ignore:
                     continue
@@ -259,7 +259,7 @@ final class Producer: Sendable {
     /// most the frame size, so a listener that lags costs fewer PUBLISHes, never more memory.
     private func publish(to listenerId: String, from skip: Int, endReasons: Bool) async {
         defer { listeners.withLock { $0.listenerEnded(listenerId) } }
-        let channel = core.wire.chunkChannel(listenerId)
+        let channel = core.wire.chunkChannel(listenerId, of: streamId)
         let frameSize = core.options.frameSize
         var offset = skip
         var first = true

@@ -492,7 +492,7 @@ struct ContextCore: Sendable {
     init(broker: any StreamBroker, options: ResumableStreamOptions) {
         self.broker = broker
         self.options = options
-        self.wire = WireProtocol(prefix: options.keyPrefix)
+        self.wire = WireProtocol(prefix: options.keyPrefix, layout: broker.keyLayout)
         self.budget = MemoryBudget(limit: options.processBufferLimit)
         self.store = options.durability == .redis ? broker as? any StreamStore : nil
         self.storedTimes = StoredStreamTimes(

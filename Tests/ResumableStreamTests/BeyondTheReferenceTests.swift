@@ -75,9 +75,9 @@ struct BeyondTheReferenceTests {
             $0.acknowledgementTimeout = .seconds(10)
         }) { deployment throws in
             let broker = deployment.broker
-            let sentinel = "\(deployment.prefix):rs:sentinel:lost-end"
+            let sentinel = deployment.wire.sentinelKey("lost-end")
             try await broker.set(sentinel, to: "1", expireInSeconds: 60)
-            let requests = try await broker.subscribe(to: "\(deployment.prefix):rs:request:lost-end")
+            let requests = try await broker.subscribe(to: deployment.wire.requestChannel("lost-end"))
             defer { requests.cancel() }
 
             let follower = Task { try await deployment.contexts[0].resumeExistingStream("lost-end").reader().text() }
@@ -86,7 +86,7 @@ struct BeyondTheReferenceTests {
             guard case .message(let request)? = try await incoming.next(), let listener = listenerId(in: request) else {
                 Issue.record("expected a resume request"); return
             }
-            try await broker.publish("everything", to: "\(deployment.prefix):rs:chunk:\(listener)")
+            try await broker.publish("everything", to: deployment.wire.chunkChannel(listener, of: "lost-end"))
             try await broker.set(sentinel, to: "DONE", expireInSeconds: 60)
             guard case .message(let again)? = try await incoming.next(), let second = listenerId(in: again) else {
                 Issue.record("expected the follower to ask again"); return
@@ -95,7 +95,7 @@ struct BeyondTheReferenceTests {
                 await #expect(throws: ResumableStreamError.missedEnd(streamId: "lost-end")) { _ = try await follower.value }
                 return
             }
-            try await broker.publish(WireProtocol.endMessage, to: "\(deployment.prefix):rs:chunk:\(second)")
+            try await broker.publish(WireProtocol.endMessage, to: deployment.wire.chunkChannel(second, of: "lost-end"))
             #expect(try await follower.value == "everything")
         }
     }
@@ -189,7 +189,7 @@ extension BeyondTheReferenceTests {
 
             // The test is a listener, as the reference's consumer is: its channel, then its request.
             let listener = "frames-listener"
-            let messages = try await deployment.broker.subscribe(to: "\(deployment.prefix):rs:chunk:\(listener)")
+            let messages = try await deployment.broker.subscribe(to: deployment.wire.chunkChannel(listener, of: "frames"))
             defer { messages.cancel() }
             var producerChunks = producer.makeAsyncIterator()
             for chunk in chunks {
@@ -197,7 +197,7 @@ extension BeyondTheReferenceTests {
             }
             try await deployment.broker.publish(
                 #"{"listenerId":"\#(listener)","skipCharacters":0}"#,
-                to: "\(deployment.prefix):rs:request:frames"
+                to: deployment.wire.requestChannel("frames")
             )
             source.finish()
             var received: [String] = []

@@ -2,7 +2,7 @@ import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
 import Redis
-import ResumableStream
+@testable import ResumableStream
 import TestSupport
 import Testing
 
@@ -10,6 +10,8 @@ import Testing
 enum BrokerKind: String, CaseIterable, CustomTestStringConvertible, Sendable {
     case embedded
     case redis
+    /// A three-master Redis Cluster (the one the test command starts, `REDIS_CLUSTER_URL`).
+    case cluster
 
     var testDescription: String { rawValue }
 }
@@ -21,22 +23,31 @@ final class Deployment: Sendable {
     /// The broker as the contexts see it, for tests that play a reference instance through it.
     let broker: any StreamBroker
     let prefix: String
+    /// A client of the deployment's standalone Redis.
     let redis: RedisClient?
-    private let connections: [(RedisClient, RedisSubscriber)]
+    /// A client of the deployment's cluster.
+    let cluster: RedisClusterClient?
+    /// Closes each context's connections (the last entry: the admin's), as if its process died.
+    private let connections: [@Sendable () async -> Void]
 
     private init(
         contexts: [ResumableStreamContext],
         broker: any StreamBroker,
         prefix: String,
-        redis: RedisClient?,
-        connections: [(RedisClient, RedisSubscriber)]
+        redis: RedisClient? = nil,
+        cluster: RedisClusterClient? = nil,
+        connections: [@Sendable () async -> Void]
     ) {
         self.contexts = contexts
         self.broker = broker
         self.prefix = prefix
         self.redis = redis
+        self.cluster = cluster
         self.connections = connections
     }
+
+    /// The deployment's names for a stream, as its contexts make them.
+    var wire: WireProtocol { WireProtocol(prefix: prefix, layout: broker.keyLayout) }
 
     static func make(
         _ kind: BrokerKind,
@@ -57,7 +68,7 @@ final class Deployment: Sendable {
         case .embedded:
             let broker = EmbeddedStreamBroker()
             let contexts = (0..<count).map { _ in ResumableStreamContext(broker: broker, options: settings) }
-            return Deployment(contexts: contexts, broker: broker, prefix: settings.keyPrefix, redis: nil, connections: [])
+            return Deployment(contexts: contexts, broker: broker, prefix: settings.keyPrefix, connections: [])
         case .redis:
             var configuration = try redisConfiguration(url: redisURL)
             configure(&configuration)
@@ -81,9 +92,39 @@ final class Deployment: Sendable {
                 broker: RedisStreamBroker(client: admin, subscriber: adminSubscriber),
                 prefix: settings.keyPrefix,
                 redis: admin,
-                connections: connections + [(admin, adminSubscriber)]
+                connections: (connections + [(admin, adminSubscriber)]).map { client, subscriber in
+                    { @Sendable in
+                        await subscriber.close()
+                        await client.close()
+                    }
+                }
             )
+        case .cluster:
+            let seeds = try clusterSeeds(url: redisURL)
+            var brokers: [RedisStreamBroker] = []
+            var connections: [@Sendable () async -> Void] = []
+            for _ in 0...count {
+                let client = try await RedisClusterClient.connect(seeds: seeds)
+                let subscriber = RedisClusterSubscriber(cluster: client)
+                brokers.append(RedisStreamBroker(cluster: client, subscriber: subscriber))
+                connections.append {
+                    await subscriber.close()
+                    await client.close()
+                }
+            }
+            let contexts = brokers.dropLast().map { ResumableStreamContext(broker: $0, options: settings) }
+            guard let admin = brokers.last, let adminClient = admin.client as? RedisClusterClient else {
+                throw MissingRedis()
+            }
+            return Deployment(contexts: contexts, broker: admin, prefix: settings.keyPrefix, cluster: adminClient, connections: connections)
         }
+    }
+
+    static func clusterSeeds(url: String? = nil) throws -> ClusterSeeds {
+        guard let url = url ?? ProcessInfo.processInfo.environment["REDIS_CLUSTER_URL"] else {
+            throw MissingRedis()
+        }
+        return try ClusterSeeds(url: url)
     }
 
     static func redisConfiguration(url: String? = nil) throws -> RedisConfiguration {
@@ -94,7 +135,9 @@ final class Deployment: Sendable {
     }
 
     struct MissingRedis: Error, CustomStringConvertible {
-        var description: String { "REDIS_URL is not set: run the tests with scripts/test, which starts a redis-server" }
+        var description: String {
+            "REDIS_URL or REDIS_CLUSTER_URL is not set: run the tests with scripts/test, which starts a redis-server and a cluster"
+        }
     }
 
     /// The client name of context `index`'s connections.
@@ -105,14 +148,12 @@ final class Deployment: Sendable {
     /// Cuts context `index` off from Redis, as if its process had died.
     func kill(context index: Int) async {
         guard index < connections.count else { return }
-        await connections[index].1.close()
-        await connections[index].0.close()
+        await connections[index]()
     }
 
     func close() async {
-        for (client, subscriber) in connections {
-            await subscriber.close()
-            await client.close()
+        for close in connections {
+            await close()
         }
     }
 

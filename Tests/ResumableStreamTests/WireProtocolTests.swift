@@ -1,4 +1,5 @@
 import Foundation
+import Redis
 @testable import ResumableStream
 import Testing
 
@@ -9,7 +10,24 @@ struct WireProtocolTests {
         let wire = WireProtocol(prefix: "p")
         #expect(wire.sentinelKey("id") == "p:rs:sentinel:id")
         #expect(wire.requestChannel("id") == "p:rs:request:id")
-        #expect(wire.chunkChannel("lid") == "p:rs:chunk:lid")
+        #expect(wire.chunkChannel("lid", of: "id") == "p:rs:chunk:lid")
+    }
+
+    @Test func clusterNamesShareTheStreamsHashSlot() {
+        let wire = WireProtocol(prefix: "p", layout: .cluster)
+        #expect(wire.sentinelKey("id") == "p:rs:{id}:sentinel")
+        #expect(wire.requestChannel("id") == "p:rs:{id}:request")
+        #expect(wire.chunkChannel("lid", of: "id") == "p:rs:{id}:chunk:lid")
+        for id in ["id", "a}b", "}", "{x}", "%7D", "50%", "ünï", String(repeating: "z", count: 256)] {
+            let keys = wire.storedKeys(id)
+            let names = [keys.log, keys.writer, keys.ingest, keys.sentinel, keys.appendChannel, wire.requestChannel(id), wire.chunkChannel("l", of: id)]
+            let slots = Set(names.map(HashSlot.of))
+            #expect(slots.count == 1, "\(id): \(names)")
+            // The tag is the id's own (escaped), so that ids spread over the slots.
+            #expect(slots.first == HashSlot.of(WireProtocol.tag(id)))
+        }
+        // Escaping keeps ids apart: `}` and its escape are different streams.
+        #expect(wire.sentinelKey("}") != wire.sentinelKey("%7D"))
     }
 
     @Test func endMessageIsTheReferenceString() {

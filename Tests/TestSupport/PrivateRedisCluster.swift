@@ -154,7 +154,7 @@ public final class PrivateRedisCluster: Sendable {
     /// Waits on the termination handler: `waitUntilExit()` does not return on a concurrency thread
     /// on Linux.
     private static func run(_ arguments: [String], environment: [String: String], output: URL, deadline: ContinuousClock.Instant) async throws -> Int32 {
-        FileManager.default.createFile(atPath: output.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: output.path, contents: nil)
         let log = try FileHandle(forWritingTo: output)
         defer { try? log.close() }
         let process = Process()

@@ -16,12 +16,16 @@ public struct RedisClusterNode: Sendable, Hashable, CustomStringConvertible {
 public struct ClusterSlotMap: Sendable, Equatable {
     /// Each slot's master; `nil` for a slot that no master serves (the cluster is incomplete).
     private var masters: [RedisClusterNode?]
+    /// Every master that serves at least one slot; kept beside the slots, because a client asks
+    /// for it on every command without a key.
+    public private(set) var nodes: Set<RedisClusterNode>
 
     public init(_ ranges: [(slots: ClosedRange<Int>, master: RedisClusterNode)]) {
         masters = Array(repeating: nil, count: HashSlot.count)
         for (slots, master) in ranges where slots.lowerBound >= 0 && slots.upperBound < HashSlot.count {
             for slot in slots { masters[slot] = master }
         }
+        nodes = Set(masters.compactMap { $0 })
     }
 
     /// Reads a `CLUSTER SLOTS` reply: `[[start, end, [host, port, id, ...], replica...], ...]`. A
@@ -50,8 +54,6 @@ public struct ClusterSlotMap: Sendable, Equatable {
         master(of: HashSlot.of(key))
     }
 
-    /// Every master that serves at least one slot.
-    public var nodes: Set<RedisClusterNode> { Set(masters.compactMap { $0 }) }
 
     /// Whether every slot has a master.
     public var isComplete: Bool { !masters.contains(nil) }
@@ -60,6 +62,7 @@ public struct ClusterSlotMap: Sendable, Equatable {
     public mutating func moved(slot: Int, to node: RedisClusterNode) {
         guard slot >= 0, slot < masters.count else { return }
         masters[slot] = node
+        nodes = Set(masters.compactMap { $0 })
     }
 }
 

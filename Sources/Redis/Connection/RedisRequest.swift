@@ -127,7 +127,7 @@ final class CommandOutbox: Sendable {
 
     /// Queues the command, unless the calling task is cancelled: then nothing is sent and the
     /// reply's sink fails with `CancellationError`.
-    func send(_ arguments: [RedisArgument], reply: PendingReply) {
+    func send(_ arguments: [RedisArgument], asking: Bool = false, reply: PendingReply) {
         // A caller on the event loop goes through the same drain: scheduled from the loop itself it
         // wakes nothing and runs before the loop polls again, so that every caller resumed by one
         // read (each reply resumes one) adds its command to one write.
@@ -144,6 +144,11 @@ final class CommandOutbox: Sendable {
                     // per few commands.
                     pending.bytes.reserveCapacity(minimumWritableBytes: max(1024, command.count))
                     pending.replies.reserveCapacity(16)
+                }
+                if asking {
+                    // Its `+OK` is read and dropped; the command after it is the one that counts.
+                    pending.bytes.writeStaticString("*1\r\n$6\r\nASKING\r\n")
+                    pending.replies.append(PendingReply(sink: nil, deadline: reply.deadline))
                 }
                 pending.bytes.writeBytes(command)
                 pending.replies.append(reply)

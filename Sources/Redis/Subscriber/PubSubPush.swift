@@ -1,7 +1,8 @@
 import NIOCore
 
 /// What arrives on a subscribed connection (RESP2): messages, confirmations, answers to PING, and
-/// error replies.
+/// error replies. A connection subscribes either channels or shard channels, never both, so the
+/// two kinds of push map to the same cases.
 enum PubSubPush: Equatable {
     case message(channel: String, payload: ByteBuffer)
     case subscribed(String)
@@ -23,15 +24,16 @@ enum PubSubPush: Equatable {
             guard let kind = elements[0].string, let channel = elements[1].string else {
                 throw RedisProtocolError(message: "a pub/sub push without kind or channel: \(reply)")
             }
+            // A shard channel's pushes (Redis Cluster's sharded pub/sub) say the same things.
             switch kind {
-            case "message":
+            case "message", "smessage":
                 guard case .bulk(let payload) = elements[2] else {
                     throw RedisProtocolError(message: "a pub/sub message without payload: \(reply)")
                 }
                 self = .message(channel: channel, payload: payload)
-            case "subscribe":
+            case "subscribe", "ssubscribe":
                 self = .subscribed(channel)
-            case "unsubscribe":
+            case "unsubscribe", "sunsubscribe":
                 self = .unsubscribed(channel)
             default:
                 throw RedisProtocolError(message: "an unexpected pub/sub push '\(kind)'")

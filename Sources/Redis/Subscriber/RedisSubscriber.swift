@@ -37,23 +37,52 @@ public final class RedisSubscriber: Sendable {
 
     /// Connects, authenticates, and puts the connection in subscribe mode.
     ///
-    /// - Parameter bufferSize: how many messages each consumer may have waiting before new ones are
-    ///   dropped for it (and a gap reported).
+    /// - Parameters:
+    ///   - bufferSize: how many messages each consumer may have waiting before new ones are
+    ///     dropped for it (and a gap reported).
+    ///   - sharded: subscribe shard channels (`SSUBSCRIBE`, Redis 7) instead of channels: a cluster
+    ///     node delivers what `SPUBLISH` sends to the slots it serves (see ``RedisClusterSubscriber``).
     public static func connect(
         configuration: RedisConfiguration,
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         bufferSize: Int = 1024,
+        sharded: Bool = false,
         logger: Logger = Logger(label: "redis", factory: { _ in SwiftLogNoOpLogHandler() })
     ) async throws -> RedisSubscriber {
+        try await connecting(configuration: configuration, eventLoop: eventLoopGroup.any(), bufferSize: bufferSize, sharded: sharded, logger: logger).get()
+    }
+
+    /// ``connect(configuration:eventLoopGroup:bufferSize:sharded:logger:)`` as a future, which
+    /// several callers can wait for (a cluster's first subscriptions on a node share one connection).
+    static func connecting(
+        configuration: RedisConfiguration,
+        eventLoop: any EventLoop,
+        bufferSize: Int,
+        sharded: Bool,
+        logger: Logger
+    ) -> EventLoopFuture<RedisSubscriber> {
         precondition(bufferSize > 0, "a subscription buffer holds at least one message")
-        let eventLoop = eventLoopGroup.any()
         let healthCheck = SubscriberHealthCheck(
             interval: configuration.healthCheckInterval,
             timeout: configuration.commandTimeout
         )
-        let core = try await eventLoop.submit {
-            NIOLoopBound(SubscriberCore(eventLoop: eventLoop, logger: logger, healthCheck: healthCheck), eventLoop: eventLoop)
-        }.get()
+        return eventLoop.submit {
+            NIOLoopBound(
+                SubscriberCore(eventLoop: eventLoop, logger: logger, healthCheck: healthCheck, sharded: sharded),
+                eventLoop: eventLoop
+            )
+        }.flatMap { core in
+            connecting(configuration: configuration, core: core, bufferSize: bufferSize, logger: logger)
+        }
+    }
+
+    private static func connecting(
+        configuration: RedisConfiguration,
+        core: NIOLoopBound<SubscriberCore>,
+        bufferSize: Int,
+        logger: Logger
+    ) -> EventLoopFuture<RedisSubscriber> {
+        let eventLoop = core.eventLoop
         let losses = LossCounter()
         let connection = ReconnectingConnection(
             configuration: configuration,
@@ -72,8 +101,7 @@ public final class RedisSubscriber: Sendable {
                 core.value.disconnected()
             }
         )
-        try await connection.start().get()
-        return RedisSubscriber(connection: connection, core: core, bufferSize: bufferSize, losses: losses)
+        return connection.start().map { RedisSubscriber(connection: connection, core: core, bufferSize: bufferSize, losses: losses) }
     }
 
     /// Subscribes to `channel`, returning once Redis has confirmed the subscription.
@@ -159,11 +187,13 @@ final class SubscriberCore {
     private var healthCheck: SubscriberHealthCheck
     private var healthTimer: Scheduled<Void>?
     private let eventLoop: any EventLoop
+    private let sharded: Bool
 
-    init(eventLoop: any EventLoop, logger: Logger, healthCheck: SubscriberHealthCheck) {
+    init(eventLoop: any EventLoop, logger: Logger, healthCheck: SubscriberHealthCheck, sharded: Bool) {
         self.eventLoop = eventLoop
         self.logger = logger
         self.healthCheck = healthCheck
+        self.sharded = sharded
     }
 
     func connected(_ channel: any Channel) {
@@ -231,6 +261,12 @@ final class SubscriberCore {
         case .subscribed(let channelName):
             carryOut(table.subscribeConfirmed(channelName))
         case .unsubscribed(let channelName):
+            if sharded, let consumers = table.droppedByServer(channelName) {
+                for consumer in consumers {
+                    consumer.fail(RedisShardChannelMoved(channel: channelName))
+                }
+                return
+            }
             carryOut(table.unsubscribeConfirmed(channelName))
         case .pong:
             guard table.pongReceived() else {
@@ -328,8 +364,8 @@ final class SubscriberCore {
         guard let channel else { return }
         let arguments: [RedisArgument]
         switch command {
-        case .subscribe(let name): arguments = ["SUBSCRIBE", .string(name)]
-        case .unsubscribe(let name): arguments = ["UNSUBSCRIBE", .string(name)]
+        case .subscribe(let name): arguments = [sharded ? "SSUBSCRIBE" : "SUBSCRIBE", .string(name)]
+        case .unsubscribe(let name): arguments = [sharded ? "SUNSUBSCRIBE" : "UNSUBSCRIBE", .string(name)]
         case .ping: arguments = ["PING"]
         }
         channel.write(HiredisCommandEncoder.encode(arguments, allocator: channel.allocator), promise: nil)

@@ -14,6 +14,9 @@ public enum RedisSubscriptionGap: Sendable, Hashable {
     case reconnected
     /// This consumer fell further behind than its buffer holds; messages that did not fit were dropped.
     case consumerOverflow
+    /// The shard channel's slot moved to another cluster node, where it is subscribed now; what
+    /// was published in between is lost.
+    case slotMoved
 }
 
 /// The messages of one channel, in the order Redis delivered them, for one consumer.

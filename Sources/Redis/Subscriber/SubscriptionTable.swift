@@ -169,6 +169,17 @@ struct SubscriptionTable<Consumer> {
         return .subscribed(confirm: confirm, gap: gap)
     }
 
+    /// An `sunsubscribe` that nobody asked for: a cluster node that no longer serves a shard
+    /// channel's slot (it migrated) drops the channel and says so. Returns the consumers that lost
+    /// their channel, or `nil` when the push answers an UNSUBSCRIBE of ours (the usual path). A
+    /// channel that is not subscribed right now has nothing to lose: its own commands settle it.
+    mutating func droppedByServer(_ channel: String) -> [Consumer]? {
+        guard unconfirmed.first != .unsubscribe(channel) else { return nil }
+        guard case .subscribed(let members) = channels[channel] else { return [] }
+        channels[channel] = nil
+        return members.values.map(\.consumer)
+    }
+
     mutating func unsubscribeConfirmed(_ channel: String) -> ConfirmationAction {
         guard unconfirmed.first == .unsubscribe(channel) else {
             return .protocolViolation("unexpected confirmation of UNSUBSCRIBE \(channel)")

@@ -8,7 +8,8 @@ import Redis
 extension RedisStreamBroker: StreamStore {
     /// Shared by every script: the log's tail (does it exist, its length, its end if it has one),
     /// and ending a stream.
-    private static let prelude = """
+    private static func prelude(publish: String) -> String {
+        """
         local log, writerKey, ingestKey, sentinel = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
         local channel, lease, retention, reattach, doneExpiry = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
         local function tail()
@@ -25,17 +26,19 @@ extension RedisStreamBroker: StreamStore {
           redis.call('EXPIRE', log, retention)
           redis.call('DEL', writerKey, ingestKey)
           if done then redis.call('SET', sentinel, 'DONE', 'EX', doneExpiry) end
-          redis.call('PUBLISH', channel, 'e' .. length .. '\\n' .. outcome)
+          redis.call('\(publish)', channel, 'e' .. length .. '\\n' .. outcome)
         end
         local function abandoned()
           return redis.call('EXISTS', writerKey) == 0 and redis.call('EXISTS', ingestKey) == 0
         end
 
         """
+    }
 
     /// A log left by a producer that died unseen is ended as lost, and its id stays taken; unless
     /// the stream replaces whatever had the id, whose writer is then fenced off.
-    private static let createScript = RedisScript(prelude + """
+    private static func createScript(publish: String) -> String {
+        prelude(publish: publish) + """
         if ARGV[8] == '1' then redis.call('DEL', log, writerKey, ingestKey) end
         local exists, length, ended = tail()
         if exists then
@@ -48,10 +51,12 @@ extension RedisStreamBroker: StreamStore {
         redis.call('SET', writerKey, ARGV[6], 'EX', lease)
         if ARGV[7] == '1' then redis.call('SET', ingestKey, '1', 'EX', lease + reattach) end
         return 1
-        """)
+        """
+    }
 
     /// A writer whose lease lapsed takes it back unless the stream ended or another took it.
-    private static let appendScript = RedisScript(prelude + """
+    private static func appendScript(publish: String) -> String {
+        prelude(publish: publish) + """
         local exists, length, ended = tail()
         if ended then return {2, length} end
         local current = redis.call('GET', writerKey)
@@ -63,15 +68,17 @@ extension RedisStreamBroker: StreamStore {
         if ARGV[9] ~= '' then
           redis.call('XADD', log, ARGV[8] .. '-1', 'c', ARGV[9])
           if not exists then redis.call('EXPIRE', log, retention) end
-          redis.call('PUBLISH', channel, 'c' .. ARGV[7] .. '\\n' .. ARGV[9])
+          redis.call('\(publish)', channel, 'c' .. ARGV[7] .. '\\n' .. ARGV[9])
         end
         if ARGV[10] ~= '' then endStream(ARGV[8], ARGV[10], false) end
         return {0, tonumber(ARGV[8])}
-        """)
+        """
+    }
 
     /// After its end the stream's sentinel is still renewed: its producer answers reference peers
     /// through its replay grace.
-    private static let renewScript = RedisScript(prelude + """
+    private static func renewScript(publish: String) -> String {
+        prelude(publish: publish) + """
         local exists, length, ended = tail()
         local value = redis.call('GET', sentinel)
         if value == 'DONE' then return 0 end
@@ -88,9 +95,11 @@ extension RedisStreamBroker: StreamStore {
         end
         if value then redis.call('EXPIRE', sentinel, lease) else redis.call('SET', sentinel, '1', 'EX', lease) end
         return 1
-        """)
+        """
+    }
 
-    private static let inspectScript = RedisScript(prelude + """
+    private static func inspectScript(publish: String) -> String {
+        prelude(publish: publish) + """
         local exists, length, ended = tail()
         if not exists then return {0, 0, redis.call('GET', sentinel) or ''} end
         if ended then return {2, length, ended} end
@@ -99,24 +108,30 @@ extension RedisStreamBroker: StreamStore {
           return {2, length, 'producer_lost'}
         end
         return {1, length, ''}
-        """)
+        """
+    }
 
-    private static let detachScript = RedisScript(prelude + """
+    private static func detachScript(publish: String) -> String {
+        prelude(publish: publish) + """
         if redis.call('GET', writerKey) ~= ARGV[6] then return 0 end
         redis.call('DEL', writerKey)
         redis.call('SET', ingestKey, '1', 'EX', reattach)
         redis.call('EXPIRE', sentinel, reattach)
         return 1
-        """)
+        """
+    }
 
-    private static let cancelScript = RedisScript(prelude + """
+    private static func cancelScript(publish: String) -> String {
+        prelude(publish: publish) + """
         local exists, length, ended = tail()
         if not exists or ended or redis.call('EXISTS', writerKey) == 1 then return 0 end
         endStream(length, 'cancelled', true)
         return 1
-        """)
+        """
+    }
 
-    private static let claimScript = RedisScript(prelude + """
+    private static func claimScript(publish: String) -> String {
+        prelude(publish: publish) + """
         local exists, length, ended = tail()
         if not exists then return {0, 0} end
         if ended then return {2, length} end
@@ -130,7 +145,31 @@ extension RedisStreamBroker: StreamStore {
         redis.call('SET', ingestKey, '1', 'EX', lease + reattach)
         redis.call('SET', sentinel, '1', 'EX', lease)
         return {1, length}
-        """)
+        """
+    }
+
+    /// The scripts, for one way of publishing: `PUBLISH`, or `SPUBLISH` on a cluster (where the
+    /// append channel shares its stream's slot, as a script's channel must).
+    struct Scripts: Sendable {
+        let create, append, renew, inspect, detach, cancel, claim: RedisScript
+
+        init(publish: String) {
+            create = RedisScript(RedisStreamBroker.createScript(publish: publish))
+            append = RedisScript(RedisStreamBroker.appendScript(publish: publish))
+            renew = RedisScript(RedisStreamBroker.renewScript(publish: publish))
+            inspect = RedisScript(RedisStreamBroker.inspectScript(publish: publish))
+            detach = RedisScript(RedisStreamBroker.detachScript(publish: publish))
+            cancel = RedisScript(RedisStreamBroker.cancelScript(publish: publish))
+            claim = RedisScript(RedisStreamBroker.claimScript(publish: publish))
+        }
+
+        static let publishing = Scripts(publish: "PUBLISH")
+        static let sharded = Scripts(publish: "SPUBLISH")
+    }
+
+    private var scripts: Scripts {
+        keyLayout == .cluster ? .sharded : .publishing
+    }
 
     private func run(_ script: RedisScript, _ keys: StoredStreamKeys, _ times: StoredStreamTimes, _ arguments: [RedisArgument]) async throws -> RedisReply {
         let common: [RedisArgument] = [
@@ -152,7 +191,7 @@ extension RedisStreamBroker: StreamStore {
     }
 
     public func create(_ keys: StoredStreamKeys, writer: String, ingest: Bool, replacing: Bool, times: StoredStreamTimes) async throws -> Bool {
-        try await run(Self.createScript, keys, times, [.string(writer), .string(ingest ? "1" : "0"), .string(replacing ? "1" : "0")]).integer == 1
+        try await run(scripts.create, keys, times, [.string(writer), .string(ingest ? "1" : "0"), .string(replacing ? "1" : "0")]).integer == 1
     }
 
     public func append(
@@ -164,7 +203,7 @@ extension RedisStreamBroker: StreamStore {
         outcome: String?,
         times: StoredStreamTimes
     ) async throws -> StoreAppend {
-        let reply = try await run(Self.appendScript, keys, times, [
+        let reply = try await run(scripts.append, keys, times, [
             .string(writer), .integer(start), .integer(end), .string(frame ?? ""), .string(outcome ?? ""),
         ])
         let (code, length) = try pair(reply)
@@ -177,7 +216,7 @@ extension RedisStreamBroker: StreamStore {
     }
 
     public func renew(_ keys: StoredStreamKeys, writer: String, ingest: Bool, times: StoredStreamTimes) async throws -> Bool {
-        try await run(Self.renewScript, keys, times, [.string(writer), .string(ingest ? "1" : "0")]).integer == 1
+        try await run(scripts.renew, keys, times, [.string(writer), .string(ingest ? "1" : "0")]).integer == 1
     }
 
     public func read(_ keys: StoredStreamKeys, after offset: Int, count: Int) async throws -> [(id: String, field: String, value: String)] {
@@ -192,7 +231,7 @@ extension RedisStreamBroker: StreamStore {
     }
 
     public func inspect(_ keys: StoredStreamKeys, times: StoredStreamTimes) async throws -> StoredState {
-        let reply = try await run(Self.inspectScript, keys, times, [])
+        let reply = try await run(scripts.inspect, keys, times, [])
         let (code, length) = try pair(reply)
         let text = reply.array.flatMap { $0.count > 2 ? $0[2].string : nil } ?? ""
         switch code {
@@ -203,15 +242,15 @@ extension RedisStreamBroker: StreamStore {
     }
 
     public func detach(_ keys: StoredStreamKeys, writer: String, times: StoredStreamTimes) async throws {
-        _ = try await run(Self.detachScript, keys, times, [.string(writer)])
+        _ = try await run(scripts.detach, keys, times, [.string(writer)])
     }
 
     public func cancel(_ keys: StoredStreamKeys, times: StoredStreamTimes) async throws -> Bool {
-        try await run(Self.cancelScript, keys, times, []).integer == 1
+        try await run(scripts.cancel, keys, times, []).integer == 1
     }
 
     public func claim(_ keys: StoredStreamKeys, writer: String, offset: Int, times: StoredStreamTimes) async throws -> StoreClaim {
-        let (code, length) = try pair(try await run(Self.claimScript, keys, times, [.string(writer), .integer(offset)]))
+        let (code, length) = try pair(try await run(scripts.claim, keys, times, [.string(writer), .integer(offset)]))
         switch code {
         case 0: return .none
         case 1: return .claimed(length: length)

@@ -2,10 +2,17 @@ import NIOCore
 import Redis
 
 /// The broker of a deployment with several instances: Redis, through one command connection and one
-/// subscriber connection per process.
+/// subscriber connection per process; or a Redis Cluster, through one of each per master, with
+/// sharded pub/sub and every name of a stream in its stream's slot (``keyLayout``).
 public struct RedisStreamBroker: StreamBroker {
-    public let client: RedisClient
-    public let subscriber: RedisSubscriber
+    public let client: any RedisClientProtocol
+    private let pubSub: PubSub
+    public let keyLayout: KeyLayout
+
+    private enum PubSub: Sendable {
+        case standalone(RedisSubscriber)
+        case cluster(RedisClusterSubscriber)
+    }
 
     /// INCR, and an expiry for a sentinel that this call created, in one atomic step: the reference's
     /// INCR leaves a sentinel that never expires when its producer dies.
@@ -30,7 +37,16 @@ public struct RedisStreamBroker: StreamBroker {
 
     public init(client: RedisClient, subscriber: RedisSubscriber) {
         self.client = client
-        self.subscriber = subscriber
+        self.pubSub = .standalone(subscriber)
+        self.keyLayout = .reference
+    }
+
+    /// A cluster: commands go to the master of their key's slot, messages through shard channels
+    /// (`SPUBLISH`/`SSUBSCRIBE`), names are hash-tagged.
+    public init(cluster: RedisClusterClient, subscriber: RedisClusterSubscriber) {
+        self.client = cluster
+        self.pubSub = .cluster(subscriber)
+        self.keyLayout = .cluster
     }
 
     public func incrementSentinel(_ key: String, expireInSeconds: Int) async throws -> Int? {
@@ -55,21 +71,34 @@ public struct RedisStreamBroker: StreamBroker {
 
     @discardableResult
     public func publish(_ message: String, to channel: String) async throws -> Int {
-        try await client.publish(.string(message), to: channel)
+        switch keyLayout {
+        case .reference: return try await client.publish(.string(message), to: channel)
+        case .cluster: return try await client.spublish(.string(message), to: channel)
+        }
     }
 
     public func ping() async throws {
-        _ = try await client.ping()
+        switch pubSub {
+        case .standalone: _ = try await client.ping()
+        case .cluster: try await (client as? RedisClusterClient)?.pingAnyMaster()
+        }
     }
 
     public func subscribe(to channel: String) async throws -> BrokerSubscription {
-        let subscription = try await subscriber.subscribe(to: channel)
-        let events = subscription.map { @Sendable event -> BrokerEvent in
-            switch event {
-            case .message(let payload): return .message(String(buffer: payload))
-            case .gap: return .gap
-            }
+        switch pubSub {
+        case .standalone(let subscriber):
+            let subscription = try await subscriber.subscribe(to: channel)
+            return BrokerSubscription(subscription.map(Self.event), onCancel: { subscription.unsubscribe() })
+        case .cluster(let subscriber):
+            let subscription = try await subscriber.subscribe(to: channel)
+            return BrokerSubscription(subscription.map(Self.event), onCancel: { subscription.unsubscribe() })
         }
-        return BrokerSubscription(events, onCancel: { subscription.unsubscribe() })
+    }
+
+    @Sendable private static func event(_ event: RedisSubscriptionEvent) -> BrokerEvent {
+        switch event {
+        case .message(let payload): return .message(String(buffer: payload))
+        case .gap: return .gap
+        }
     }
 }

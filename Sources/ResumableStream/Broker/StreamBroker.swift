@@ -20,6 +20,22 @@ public protocol StreamBroker: Sendable {
     func subscribe(to channel: String) async throws -> BrokerSubscription
     /// Throws when the broker cannot be reached (for readiness checks).
     func ping() async throws
+    /// How the names of a stream are made; instances that share streams must agree on it.
+    var keyLayout: KeyLayout { get }
+}
+
+extension StreamBroker {
+    public var keyLayout: KeyLayout { .reference }
+}
+
+/// How a stream's Redis keys and channels are named (see ``WireProtocol``).
+public enum KeyLayout: Sendable, Equatable {
+    /// The reference's names (`P:rs:sentinel:<id>`, ...), which its instances read and write.
+    case reference
+    /// Every name of a stream carries the stream id as a Redis Cluster hash tag
+    /// (`P:rs:{<id>}:sentinel`, ...), so that a stream's keys and shard channels share one slot,
+    /// and so one node. Reference instances do not know these names.
+    case cluster
 }
 
 /// What a subscription delivers.

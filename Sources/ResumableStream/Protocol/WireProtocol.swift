@@ -2,24 +2,54 @@ import Foundation
 
 /// The Redis names and messages of vercel/resumable-stream's protocol, plus this project's
 /// extensions, which ride in extra JSON fields that the reference ignores.
+///
+/// In the ``KeyLayout/reference`` layout a name is `P:rs:<kind>:<id>`, as the reference has it. In
+/// the ``KeyLayout/cluster`` layout it is `P:rs:{<id>}:<kind>`: the braces make the id the name's
+/// Redis Cluster hash tag, so that all of a stream's names share its slot. An id's `%` and `}` are
+/// percent-escaped there (a `}` would end the tag early), which keeps the names of two ids apart.
 struct WireProtocol: Sendable {
     let prefix: String
+    let layout: KeyLayout
+
+    init(prefix: String, layout: KeyLayout = .reference) {
+        self.prefix = prefix
+        self.layout = layout
+    }
+
+    private func name(_ kind: String, _ streamId: String) -> String {
+        switch layout {
+        case .reference: return "\(prefix):rs:\(kind):\(streamId)"
+        case .cluster: return "\(prefix):rs:{\(Self.tag(streamId))}:\(kind)"
+        }
+    }
+
+    /// The stream id as a hash tag: no `}`, never empty, one tag per id.
+    static func tag(_ streamId: String) -> String {
+        guard streamId.contains(where: { $0 == "}" || $0 == "%" }) else { return streamId }
+        return streamId.replacingOccurrences(of: "%", with: "%25").replacingOccurrences(of: "}", with: "%7D")
+    }
 
     /// `P:rs:sentinel:<id>`: absent, an integer (live), or `DONE`.
-    func sentinelKey(_ streamId: String) -> String { "\(prefix):rs:sentinel:\(streamId)" }
+    func sentinelKey(_ streamId: String) -> String { name("sentinel", streamId) }
     /// `P:rs:request:<id>`: the producer listens here for resume requests.
-    func requestChannel(_ streamId: String) -> String { "\(prefix):rs:request:\(streamId)" }
-    /// `P:rs:chunk:<listenerId>`: the producer publishes one consumer's data here.
-    func chunkChannel(_ listenerId: String) -> String { "\(prefix):rs:chunk:\(listenerId)" }
+    func requestChannel(_ streamId: String) -> String { name("request", streamId) }
+    /// `P:rs:chunk:<listenerId>`: the producer publishes one consumer's data here. In the cluster
+    /// layout the stream's tag comes first, so that the listener's channel lives on its stream's shard.
+    func chunkChannel(_ listenerId: String, of streamId: String) -> String {
+        switch layout {
+        case .reference: return "\(prefix):rs:chunk:\(listenerId)"
+        case .cluster: return "\(name("chunk", streamId)):\(listenerId)"
+        }
+    }
 
     /// The names of a durable stream (this project's extension; see ``StoredLog``).
     func storedKeys(_ streamId: String) -> StoredStreamKeys {
         StoredStreamKeys(
-            log: "\(prefix):rs:log:\(streamId)",
-            writer: "\(prefix):rs:writer:\(streamId)",
-            ingest: "\(prefix):rs:ingest:\(streamId)",
+            log: name("log", streamId),
+            writer: name("writer", streamId),
+            ingest: name("ingest", streamId),
             sentinel: sentinelKey(streamId),
-            appendChannel: "\(prefix):rs:append:\(streamId)"
+            appendChannel: name("append", streamId)
         )
     }
 
