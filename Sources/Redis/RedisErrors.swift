@@ -49,6 +49,9 @@ public struct RedisProtocolError: Error, Sendable, Hashable, CustomStringConvert
 /// A Redis URL or option that cannot be used, and why.
 public struct RedisConfigurationError: Error, Sendable, Hashable, CustomStringConvertible {
     public let message: String
+
+    public init(message: String) { self.message = message }
+
     public var description: String { "invalid Redis configuration: \(message)" }
 }
 

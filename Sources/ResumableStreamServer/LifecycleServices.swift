@@ -26,12 +26,10 @@ struct StreamDrainService: Service {
 
 /// Holds the Redis connections open until the services that use them have stopped.
 struct RedisConnectionsService: Service {
-    let client: RedisClient
-    let subscriber: RedisSubscriber
+    let close: @Sendable () async -> Void
 
     func run() async throws {
         try? await gracefulShutdown()
-        await subscriber.close()
-        await client.close()
+        await close()
     }
 }

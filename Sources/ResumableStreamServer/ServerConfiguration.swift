@@ -44,6 +44,9 @@ public struct ServerConfiguration: Sendable {
     public var redisTLSCAFile: String?
     public var redisTLSCertificateFile: String?
     public var redisTLSKeyFile: String?
+    /// `standalone` (one Redis), or `cluster`: ``redisURL`` names one seed node of a Redis Cluster
+    /// or several, comma-separated; pub/sub is sharded and a stream's names share its slot.
+    public var redisMode: RedisMode = .standalone
     /// `memory` (the reference's way), or `redis`: every stream also kept in Redis, readable from
     /// any instance whether or not its producer lives. Needs ``redisURL``.
     public var durability: ResumableStreamDurability = .memory
@@ -56,4 +59,10 @@ public struct ServerConfiguration: Sendable {
     public var logLevel: Logger.Level = .info
 
     public init() {}
+}
+
+/// How the server reaches Redis.
+public enum RedisMode: String, Sendable, CaseIterable {
+    case standalone
+    case cluster
 }

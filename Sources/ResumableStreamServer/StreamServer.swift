@@ -40,7 +40,11 @@ public struct StreamServer: Sendable {
         var services: [any Service] = []
         let broker: any StreamBroker
         if let url = configuration.redisURL {
-            var redis = try RedisConfiguration(url: url)
+            var seeds = try ClusterSeeds(url: url)
+            var redis = seeds.configuration
+            if configuration.redisMode == .standalone, seeds.nodes.count > 1 {
+                throw RedisConfigurationError(message: "several Redis URLs are cluster seeds: they need the cluster mode")
+            }
             if redis.tls != nil {
                 redis.tls = RedisTLS(
                     caFile: configuration.redisTLSCAFile,
@@ -53,16 +57,34 @@ public struct StreamServer: Sendable {
             // Redis that comes back is found within half a second: a live stream is joinable
             // again within two. Attempts against a Redis that is down cost a refused connection.
             redis.reconnectMaximumDelay = .milliseconds(500)
-            let client = try await RedisClient.connect(configuration: redis, logger: logger)
-            let subscriber: RedisSubscriber
-            do {
-                subscriber = try await RedisSubscriber.connect(configuration: redis, logger: logger)
-            } catch {
-                await client.close()
-                throw error
+            switch configuration.redisMode {
+            case .standalone:
+                let client = try await RedisClient.connect(configuration: redis, logger: logger)
+                let subscriber: RedisSubscriber
+                do {
+                    subscriber = try await RedisSubscriber.connect(configuration: redis, logger: logger)
+                } catch {
+                    await client.close()
+                    throw error
+                }
+                broker = RedisStreamBroker(client: client, subscriber: subscriber)
+                services.append(RedisConnectionsService(close: {
+                    await subscriber.close()
+                    await client.close()
+                }))
+            case .cluster:
+                guard !configuration.keyPrefix.contains(where: { $0 == "{" || $0 == "}" }) else {
+                    throw RedisConfigurationError(message: "in the cluster mode the key prefix cannot hold '{' or '}': the stream id is the hash tag")
+                }
+                seeds.configuration = redis
+                let cluster = try await RedisClusterClient.connect(seeds: seeds, logger: logger)
+                let subscriber = RedisClusterSubscriber(cluster: cluster, logger: logger)
+                broker = RedisStreamBroker(cluster: cluster, subscriber: subscriber)
+                services.append(RedisConnectionsService(close: {
+                    await subscriber.close()
+                    await cluster.close()
+                }))
             }
-            broker = RedisStreamBroker(client: client, subscriber: subscriber)
-            services.append(RedisConnectionsService(client: client, subscriber: subscriber))
         } else {
             broker = EmbeddedStreamBroker()
         }

@@ -32,6 +32,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("redis-tls-key-file"), help: "With rediss://: PEM private key of that certificate (REDIS_TLS_KEY_FILE).")
     var redisTLSKeyFile = Self.environment("REDIS_TLS_KEY_FILE") ?? ""
 
+    @Option(help: "standalone, or cluster: --redis-url names one seed node of a Redis Cluster, or several comma-separated (redis://:pw@h1:6379,h2:6379); pub/sub is sharded (REDIS_MODE).")
+    var redisMode = Self.environment("REDIS_MODE") ?? "standalone"
+
     @Option(help: "Prefix of the Redis keys and channels (KEY_PREFIX); instances that share streams share it.")
     var keyPrefix = Self.environment("KEY_PREFIX") ?? "resumable-stream"
 
@@ -119,6 +122,12 @@ struct ServeCommand: AsyncParsableCommand {
         if redisTLSCertFile.isEmpty != redisTLSKeyFile.isEmpty {
             throw ValidationError("--redis-tls-cert-file and --redis-tls-key-file go together")
         }
+        guard let mode = RedisMode(rawValue: redisMode) else {
+            throw ValidationError("--redis-mode must be standalone or cluster, not '\(redisMode)'")
+        }
+        if mode == .cluster, redisURL.isEmpty {
+            throw ValidationError("--redis-mode cluster needs the cluster's seed nodes in --redis-url (REDIS_URL)")
+        }
         if durable == .redis, redisURL.isEmpty {
             throw ValidationError("--durability redis keeps streams in Redis: it needs --redis-url (REDIS_URL)")
         }
@@ -168,6 +177,7 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.redisTLSCAFile = redisTLSCAFile.isEmpty ? nil : redisTLSCAFile
         configuration.redisTLSCertificateFile = redisTLSCertFile.isEmpty ? nil : redisTLSCertFile
         configuration.redisTLSKeyFile = redisTLSKeyFile.isEmpty ? nil : redisTLSKeyFile
+        configuration.redisMode = RedisMode(rawValue: redisMode) ?? .standalone
         configuration.retentionSeconds = retentionSeconds
         configuration.ingestReattachSeconds = ingestReattachSeconds
         configuration.proxyAllowedOrigins = proxyAllowedOrigins.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
@@ -188,7 +198,8 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let broker = configuration.redisURL == nil
             ? "the embedded broker (one instance)"
-            : configuration.durability == .redis ? "Redis, streams kept there for \(retentionSeconds) s after their end" : "Redis"
+            : (configuration.redisMode == .cluster ? "a Redis Cluster" : "Redis")
+                + (configuration.durability == .redis ? ", streams kept there for \(retentionSeconds) s after their end" : "")
         let server = try await StreamServer(configuration: configuration, metrics: registry, logger: logger) { port in
             logger.info("listening on http://\(host):\(port) with \(broker)")
             logger.info("try: curl -N -X POST http://\(host):\(port)/streams/hello -H 'Content-Type: application/json' -d '{\"source\":\"demo\",\"parameters\":{\"count\":20,\"intervalMs\":200}}'")
