@@ -1,0 +1,151 @@
+import Redis
+import Synchronization
+@testable import ResumableStream
+import TestSupport
+import Testing
+
+/// The coordinator on a real three-master Redis Cluster of its own: streams on every shard, their
+/// names on one node each, sharded pub/sub, and a slot that migrates under a live stream.
+@Suite("Redis Cluster", .timeLimit(.minutes(2)))
+struct ClusterTests {
+    /// One id per master, found by hashing candidates.
+    private static func idPerShard(_ deployment: Deployment, _ cluster: PrivateRedisCluster) throws -> [Int: String] {
+        let map = try #require(deployment.cluster).slotMap
+        var ids: [Int: String] = [:]
+        for candidate in 0..<1_000 where ids.count < cluster.nodes.count {
+            let id = "shard-\(candidate)"
+            let master = try #require(map.master(of: HashSlot.of(WireProtocol.tag(id))))
+            let node = try #require(cluster.nodes.firstIndex { $0.port == master.port })
+            if ids[node] == nil { ids[node] = id }
+        }
+        return ids
+    }
+
+    /// Streams on all three shards, created on one instance and followed and resumed on another;
+    /// the shards see `SPUBLISH` and never `PUBLISH`, and each stream's keys are on its own node.
+    @Test(arguments: [ResumableStreamDurability.memory, .redis])
+    func streamsOnEveryShardAreFollowedAndResumedOnAnotherInstance(durability: ResumableStreamDurability) async throws {
+        let cluster = try await PrivateRedisCluster.start()
+        defer { cluster.stop() }
+        var nodeClients: [RedisClient] = []
+        for index in cluster.nodes.indices { nodeClients.append(try await cluster.client(node: index)) }
+        try await using(nodeClients, close: { for client in $0 { await client.close() } }) { admins in
+        try await Deployment.with(.cluster, redisURL: cluster.seedsURL, options: {
+            $0.durability = durability
+            $0.replayGrace = .seconds(30)
+        }) { deployment throws in
+            let ids = try Self.idPerShard(deployment, cluster)
+            #expect(ids.count == 3)
+            for admin in admins { _ = try await admin.send("CONFIG", "RESETSTAT") }
+
+            for (node, id) in ids.sorted(by: { $0.key < $1.key }) {
+                let source = ManualSource()
+                let producer = try await deployment.contexts[0].resumableStream(id, source: source.make).reader()
+                source.send("\(id): ", "one ")
+                let follower = try await deployment.contexts[1].resumeExistingStream(id).reader()
+                var followed = follower.makeAsyncIterator()
+                var text = ""
+                while text.utf16.count < "\(id): one ".utf16.count, let chunk = try await followed.next() { text += chunk.text }
+                source.send("two")
+
+                // Every name of the stream is on the node that serves its slot, and nowhere else.
+                let tag = "{\(WireProtocol.tag(id))}"
+                for (index, admin) in admins.enumerated() {
+                    let keys = try await admin.send("KEYS", .string("\(deployment.prefix):rs:\(tag):*")).array ?? []
+                    if index == node {
+                        #expect(keys.count == (durability == .redis ? 3 : 1), "the keys of \(id) on node \(index): \(keys)")
+                    } else {
+                        #expect(keys.isEmpty, "\(id) has keys on node \(index), not its own node \(node): \(keys)")
+                    }
+                }
+                source.finish()
+                #expect(try await producer.text() == "\(id): one two")
+                while let chunk = try await followed.next() { text += chunk.text }
+                #expect(text == "\(id): one two")
+                // Resumed on the other instance, from inside the text.
+                let resumed = try await deployment.contexts[1].resumeExistingStream(id, resumeAt: 2).reader().text()
+                #expect(resumed == String("\(id): one two".dropFirst(2)))
+            }
+            for (index, admin) in admins.enumerated() {
+                let calls = try await PrivateRedisServer.commandCalls(admin)
+                #expect((calls["spublish"] ?? 0) > 0, "node \(index): \(calls)")
+                #expect(calls["publish"] == nil, "node \(index): \(calls)")
+            }
+        }
+        }
+    }
+
+    /// The slot of a live stream moves to another master (keys migrated as `redis-cli --cluster
+    /// reshard` does) while chunks keep coming: the creator and a follower on another instance
+    /// both get the whole text.
+    @Test(arguments: [ResumableStreamDurability.memory, .redis])
+    func aSlotMigratedUnderALiveStreamLosesNothing(durability: ResumableStreamDurability) async throws {
+        let cluster = try await PrivateRedisCluster.start()
+        defer { cluster.stop() }
+        try await Deployment.with(.cluster, redisURL: cluster.seedsURL, options: {
+            $0.durability = durability
+            $0.replayGrace = .seconds(30)
+            $0.watchdogInterval = .milliseconds(200)
+        }) { deployment throws in
+            let id = "migrating"
+            let slot = HashSlot.of(WireProtocol.tag(id))
+            let source = ManualSource()
+            let producer = try await deployment.contexts[0].resumableStream(id, source: source.make).reader()
+            source.send("0 ")
+            let follower = try await deployment.contexts[1].resumeExistingStream(id).reader()
+            let followed = Tally()
+            let reading = Task {
+                var text = ""
+                for try await chunk in follower {
+                    text += chunk.text
+                    followed.add()
+                }
+                return text
+            }
+            let feed = Feed(source, first: 1)
+            feed.send(9)
+            await followed.wait(until: 1)
+            let from = try await cluster.node(servingSlot: slot)
+            let to = (from + 1) % cluster.nodes.count
+            try await cluster.migrate(slot: slot, to: to) { feed.send(10) }
+            #expect(try await cluster.node(servingSlot: slot) == to)
+            // The producer's request channel followed its slot: the old master dropped it, and
+            // the producer subscribed it again on the new one.
+            let requests = deployment.wire.requestChannel(id)
+            try await using(try await cluster.client(node: to), close: { await $0.close() }) { target in
+                try await eventually {
+                    try await target.send("PUBSUB", "SHARDNUMSUB", .string(requests)).array?.last?.integer == 1
+                }
+            }
+            feed.send(10)
+            source.finish()
+            let expected = "0 " + feed.text
+            #expect(try await producer.text() == expected)
+            #expect(try await reading.value == expected)
+        }
+    }
+}
+
+/// Numbered chunks for a source, from any task: what was sent is ``text``.
+private final class Feed: Sendable {
+    private let source: ManualSource
+    private let state: Mutex<(next: Int, text: String)>
+
+    init(_ source: ManualSource, first: Int) {
+        self.source = source
+        self.state = Mutex((first, ""))
+    }
+
+    func send(_ count: Int) {
+        state.withLock { state in
+            for _ in 0..<count {
+                let chunk = "\(state.next) "
+                source.send(chunk)
+                state.text += chunk
+                state.next += 1
+            }
+        }
+    }
+
+    var text: String { state.withLock { $0.text } }
+}
