@@ -148,6 +148,10 @@ public final class RedisClusterClient: RedisClientProtocol {
 
     /// Reads the slot map again. Callers that ask while a refresh is under way wait for that one.
     public func refreshMap() async throws {
+        try await refreshMap(askingLast: nil)
+    }
+
+    private func refreshMap(askingLast suspect: RedisClusterNode?) async throws {
         let (future, promise) = state.withLockedValue { state -> (EventLoopFuture<Void>, EventLoopPromise<Void>?) in
             if let refresh = state.refresh { return (refresh, nil) }
             let promise = eventLoopGroup.any().makePromise(of: Void.self)
@@ -156,7 +160,7 @@ public final class RedisClusterClient: RedisClientProtocol {
         }
         if let promise {
             do {
-                try await readMap()
+                try await readMap(askingLast: suspect)
                 promise.succeed()
             } catch {
                 promise.fail(error)
@@ -177,7 +181,8 @@ public final class RedisClusterClient: RedisClientProtocol {
         do {
             return try await client(for: node).send(arguments, asking: asking)
         } catch let error as RedisConnectionError {
-            if error != .closed { try? await refreshMap() }
+            // Asked of the other nodes first: this one may not answer at all.
+            if error != .closed { try? await refreshMap(askingLast: node) }
             throw error
         }
     }
@@ -193,10 +198,14 @@ public final class RedisClusterClient: RedisClientProtocol {
 
     /// Reads `CLUSTER SLOTS` from the map's nodes, then the seeds, until one answers; closes the
     /// connections of nodes the new map does not name.
-    private func readMap() async throws {
+    private func readMap(askingLast suspect: RedisClusterNode? = nil) async throws {
         let known = state.withLockedValue { Array($0.map.nodes) }
+        var candidates = known + seeds.filter { !known.contains($0) }
+        if let suspect, let index = candidates.firstIndex(of: suspect) {
+            candidates.append(candidates.remove(at: index))
+        }
         var lastError: any Error = RedisConnectionError.closed
-        for node in known + seeds.filter({ !known.contains($0) }) {
+        for node in candidates {
             do {
                 let reply = try await client(for: node).send(["CLUSTER", "SLOTS"])
                 let map = try ClusterSlotMap(slotsReply: reply, answeredBy: node)
