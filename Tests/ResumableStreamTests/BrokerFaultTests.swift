@@ -95,8 +95,9 @@ struct BrokerFaultTests {
 
     /// The id of a dead producer is created anew while a follower of the old stream still waits:
     /// the follower ends with `.producerLost`, with none of the new stream's text.
-    @Test func aFollowerOfADeadProducerTakesNothingOfTheStreamCreatedAnew() async throws {
-        try await Deployment.with(.redis, contexts: 2, options: { options in
+    @Test(arguments: [BrokerKind.redis, .cluster])
+    func aFollowerOfADeadProducerTakesNothingOfTheStreamCreatedAnew(kind: BrokerKind) async throws {
+        try await Deployment.with(kind, contexts: 2, options: { options in
             Self.fastOptions(&options)
             options.watchdogInterval = .seconds(2)
         }) { deployment throws in
@@ -159,8 +160,9 @@ struct BrokerFaultTests {
         }
     }
 
-    @Test func aDeadProducersIdIsFreeAfterItsLease() async throws {
-        try await Deployment.with(.redis, contexts: 2, options: Self.fastOptions) { deployment throws in
+    @Test(arguments: [BrokerKind.redis, .cluster])
+    func aDeadProducersIdIsFreeAfterItsLease(kind: BrokerKind) async throws {
+        try await Deployment.with(kind, contexts: 2, options: Self.fastOptions) { deployment throws in
             let source = ManualSource()
             _ = try await deployment.contexts[0].resumableStream("lapsed", source: source.make).reader()
             #expect(try await deployment.contexts[1].state(of: "lapsed") == .live)

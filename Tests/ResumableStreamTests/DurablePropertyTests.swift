@@ -8,8 +8,8 @@ import Testing
 /// on a random instance: every reader's text, and the stored text, is the source's exactly once.
 @Suite("Durable property", .serialized, .timeLimit(.minutes(3)))
 struct DurablePropertyTests {
-    @Test(arguments: [11, 12, 13] as [UInt64])
-    func everyReaderGetsTheSourceOnceWhateverHappensToItsProducers(seed: UInt64) async throws {
+    @Test(arguments: [BrokerKind.redis, .cluster], [11, 12, 13] as [UInt64])
+    func everyReaderGetsTheSourceOnceWhateverHappensToItsProducers(kind: BrokerKind, seed: UInt64) async throws {
         var random = SeededRandom(seed: seed)
         let chunks = (0..<50).map { _ in
             (0..<Int.random(in: 1...12, using: &random)).map { _ in ResumePropertyTests.alphabet.randomElement(using: &random) ?? "a" }.joined()
@@ -20,7 +20,7 @@ struct DurablePropertyTests {
         for chunk in chunks { ends.append(ends[ends.count - 1] + chunk.utf16.count) }
 
         // Context 3 is the one whose connections are cut (its process "dies"): nothing else runs there.
-        try await Deployment.with(.redis, contexts: 4, options: {
+        try await Deployment.with(kind, contexts: 4, options: {
             DurableStreamTests.durable(&$0)
             $0.leaseSeconds = 1
         }) { deployment throws in

@@ -61,8 +61,9 @@ import Testing
         }
     }
 
-    @Test func followersOnOtherInstancesGetEachChunkLiveAndTheStoredEndOfADeadProducer() async throws {
-        try await Deployment.with(.redis, contexts: 3, options: Self.durable) { deployment in
+    @Test(arguments: [BrokerKind.redis, .cluster])
+    func followersOnOtherInstancesGetEachChunkLiveAndTheStoredEndOfADeadProducer(kind: BrokerKind) async throws {
+        try await Deployment.with(kind, contexts: 3, options: Self.durable) { deployment in
             let source = ManualSource()
             _ = try await deployment.contexts[0].resumableStream("doomed", source: source.make).reader()
             source.send("one ", "two ")
@@ -131,8 +132,9 @@ import Testing
         }
     }
 
-    @Test func anIngestIsContinuedFromItsStoredLengthOnAnotherInstance() async throws {
-        try await Deployment.with(.redis, contexts: 3, options: Self.durable) { deployment in
+    @Test(arguments: [BrokerKind.redis, .cluster])
+    func anIngestIsContinuedFromItsStoredLengthOnAnotherInstance(kind: BrokerKind) async throws {
+        try await Deployment.with(kind, contexts: 3, options: Self.durable) { deployment in
             let first = DetachableSource()
             guard case .created(let creator) = try await deployment.contexts[0].createStreamIfAbsent("upload", continuable: true, source: first.make) else {
                 Issue.record("not created")
@@ -217,8 +219,9 @@ import Testing
         }
     }
 
-    @Test func aDetachedIngestThatNobodyContinuesEndsAsLost() async throws {
-        try await Deployment.with(.redis, contexts: 2, options: { Self.durable(&$0); $0.ingestReattachSeconds = 1 }) { deployment in
+    @Test(arguments: [BrokerKind.redis, .cluster])
+    func aDetachedIngestThatNobodyContinuesEndsAsLost(kind: BrokerKind) async throws {
+        try await Deployment.with(kind, contexts: 2, options: { Self.durable(&$0); $0.ingestReattachSeconds = 1 }) { deployment in
             let source = DetachableSource()
             _ = try await deployment.contexts[0].createStreamIfAbsent("abandoned", continuable: true, source: source.make)
             let follower = try await deployment.contexts[1].resumeExistingStream("abandoned").reader()
@@ -239,8 +242,9 @@ import Testing
 
     /// An ingest that waits to be continued has no producer to receive a cancellation: the store
     /// ends it.
-    @Test func aDetachedIngestCanBeCancelled() async throws {
-        try await Deployment.with(.redis, contexts: 2, options: Self.durable) { deployment in
+    @Test(arguments: [BrokerKind.redis, .cluster])
+    func aDetachedIngestCanBeCancelled(kind: BrokerKind) async throws {
+        try await Deployment.with(kind, contexts: 2, options: Self.durable) { deployment in
             let source = DetachableSource()
             _ = try await deployment.contexts[0].createStreamIfAbsent("dropped", continuable: true, source: source.make)
             let follower = try await deployment.contexts[1].resumeExistingStream("dropped").reader()
@@ -263,8 +267,9 @@ import Testing
 
     /// Once its end is stored, a durable stream has ended on every instance, its producer's too,
     /// though that one still answers the reference's listeners through its replay grace.
-    @Test func theProducersInstanceSaysFinishedOnceTheEndIsStored() async throws {
-        try await Deployment.with(.redis, contexts: 2, options: { Self.durable(&$0); $0.replayGrace = .seconds(60) }) { deployment in
+    @Test(arguments: [BrokerKind.redis, .cluster])
+    func theProducersInstanceSaysFinishedOnceTheEndIsStored(kind: BrokerKind) async throws {
+        try await Deployment.with(kind, contexts: 2, options: { Self.durable(&$0); $0.replayGrace = .seconds(60) }) { deployment in
             let source = ManualSource()
             let reader = try await deployment.contexts[0].resumableStream("told", source: source.make).reader()
             source.send("done")

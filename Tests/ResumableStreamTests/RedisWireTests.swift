@@ -1,7 +1,7 @@
 import Foundation
 import NIOCore
 import Redis
-import ResumableStream
+@testable import ResumableStream
 import TestSupport
 import Testing
 
@@ -172,12 +172,12 @@ struct RedisWireTests {
         }
     }
 
-    @Test func followersOfADeadProducerEndWithAClearErrorAndItsSentinelExpires() async throws {
-        try await Deployment.with(.redis, contexts: 2, options: {
+    @Test(arguments: [BrokerKind.redis, .cluster])
+    func followersOfADeadProducerEndWithAClearErrorAndItsSentinelExpires(kind: BrokerKind) async throws {
+        try await Deployment.with(kind, contexts: 2, options: {
             $0.leaseSeconds = 2
             $0.watchdogInterval = .milliseconds(200)
         }) { deployment throws in
-            let redis = try #require(deployment.redis)
             let source = ManualSource()
             _ = try await deployment.contexts[0].resumableStream("doomed", source: source.make).reader()
             source.send("partial")
@@ -187,7 +187,7 @@ struct RedisWireTests {
 
             await deployment.kill(context: 0)
             await #expect(throws: ResumableStreamError.producerLost(streamId: "doomed")) { _ = try await chunks.next() }
-            try await eventually { try await redis.get("\(deployment.prefix):rs:sentinel:doomed") == nil }
+            try await eventually { try await deployment.broker.get(deployment.wire.sentinelKey("doomed")) == nil }
             source.finish()
         }
     }
