@@ -36,6 +36,20 @@ def free_port():
         return s.getsockname()[1]
 
 
+def free_cluster_port():
+    """A free port whose cluster bus port (the port + 10000) is a port too and free as well."""
+    while True:
+        port = free_port()
+        if port + 10000 >= 65536:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port + 10000))
+            except OSError:
+                continue
+        return port
+
+
 def wait_port(port, timeout=60):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -140,6 +154,77 @@ def commandstats(port):
     return stats
 
 
+def own_commands(stats):
+    """Commandstats less the benchmark's own INFO and CONFIG RESETSTAT and health-check PINGs."""
+    return {k: v for k, v in stats.items() if k.split("|")[0] not in ("info", "config", "ping")}
+
+
+class RedisCluster:
+    """Three masters on loopback, no replicas, formed with redis-cli --cluster create."""
+
+    def __init__(self):
+        self.nodes = []
+        for index in range(3):
+            port = free_cluster_port()
+            self.nodes.append(Server(f"cluster-{index + 1}", [
+                "redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                "--cluster-enabled", "yes", "--cluster-config-file", f"nodes-{port}.conf",
+                "--cluster-node-timeout", "15000", "--cluster-require-full-coverage", "no",
+                "--save", "", "--appendonly", "no", "--maxclients", "15000",
+            ], port))
+
+    @property
+    def ports(self):
+        return [node.port for node in self.nodes]
+
+    @property
+    def url(self):
+        return "redis://" + ",".join(node.address for node in self.nodes)
+
+    def start(self):
+        for node in self.nodes:
+            node.cwd = os.path.join(RUN, node.name)
+            os.makedirs(node.cwd, exist_ok=True)
+            node.start()
+        if "cluster_known_nodes:3" not in redis_cli(self.ports[0], "CLUSTER", "INFO"):
+            subprocess.run(["redis-cli", "--cluster", "create", *[n.address for n in self.nodes],
+                            "--cluster-replicas", "0", "--cluster-yes"],
+                           capture_output=True, text=True, check=True)
+        self.wait_ok()
+
+    def wait_ok(self, timeout=60):
+        """Until every node's CLUSTER INFO says cluster_state:ok."""
+        deadline = time.time() + timeout
+        while True:
+            states = [redis_cli(p, "CLUSTER", "INFO") for p in self.ports]
+            if all("cluster_state:ok" in s for s in states):
+                return
+            if time.time() > deadline:
+                raise RuntimeError("the cluster did not reach cluster_state:ok: " + " | ".join(
+                    next((l for l in s.splitlines() if l.startswith("cluster_state")), "?") for s in states))
+            time.sleep(0.2)
+
+    def restart(self):
+        """The same nodes anew, empty: each reads its nodes.conf back and the cluster is whole again."""
+        for node in self.nodes:
+            node.stop()
+        for node in self.nodes:
+            node.start()
+        self.wait_ok()
+
+    def flush(self):
+        for port in self.ports:
+            redis_cli(port, "FLUSHALL")
+
+    def reset_stats(self):
+        for port in self.ports:
+            redis_cli(port, "CONFIG", "RESETSTAT")
+
+    def stats(self):
+        """Each node's commandstats (calls), less the benchmark's own commands."""
+        return [own_commands(commandstats(port)) for port in self.ports]
+
+
 def nginx_config(directory, port, redis_port, static_root=None):
     os.makedirs(directory, exist_ok=True)
     user = "user root;\n" if os.geteuid() == 0 else ""
@@ -198,6 +283,7 @@ class Bench:
                       "--save", "", "--appendonly", "no", "--maxclients", "15000"],
             self.redis_port,
         )
+        self.cluster = RedisCluster() if args.cluster else None
         self.instances = {}
         self.guard_stop = threading.Event()
         self.killed = []
@@ -207,15 +293,20 @@ class Bench:
     def start(self):
         self.redis.start()
         self.servers.append(self.redis)
+        if self.cluster:
+            self.cluster.start()
+            self.servers += self.cluster.nodes
         redis_url = f"redis://127.0.0.1:{self.redis_port}"
         for system in SYSTEMS:
             self.instances[system] = []
             for index in range(3):
                 port = free_port()
                 name = f"{system}-{'ABC'[index]}"
-                if system in ("rs", "rsd"):
+                if system in ("rs", "rsd", "rsc"):
                     server = Server(name, [self.args.server], port, env={
-                        "HOST": "127.0.0.1", "PORT": str(port), "REDIS_URL": redis_url,
+                        "HOST": "127.0.0.1", "PORT": str(port),
+                        "REDIS_URL": self.cluster.url if system == "rsc" else redis_url,
+                        "REDIS_MODE": "cluster" if system == "rsc" else "standalone",
                         "LOG_LEVEL": "error", "MAX_STREAMS": "20000", "MAX_READERS": "50000",
                         "REPLAY_GRACE_SECONDS": "60",
                         "DURABILITY": "redis" if system == "rsd" else "memory",
@@ -269,8 +360,12 @@ class Bench:
         if restart_redis:
             self.redis.stop()
             self.redis.start()
+            if self.cluster:
+                self.cluster.restart()
         else:
             redis_cli(self.redis_port, "FLUSHALL")
+            if self.cluster:
+                self.cluster.flush()
         for server in servers:
             server.start()
 
@@ -304,8 +399,8 @@ class Bench:
     def run(self, scenario, system, options, on_phase=None):
         self.ensure()
         stream_id = f"{scenario}-{system}-{uuid.uuid4().hex[:8]}"
-        # The durable mode speaks the same HTTP API.
-        options = options + ["--system", "rs" if system == "rsd" else system, "--id", stream_id]
+        # The durable mode and the cluster mode speak the same HTTP API.
+        options = options + ["--system", "rs" if system in ("rsd", "rsc") else system, "--id", stream_id]
         return self.generator(scenario, options, on_phase)
 
     def a(self, system):
@@ -361,11 +456,13 @@ def alternate(bench, rounds, systems, make):
 def summary(result):
     keys = ["p50_ms", "p99_ms", "chunks_per_s", "completed", "completed_per_s", "refused",
             "first_p50_ms", "whole_p50_ms", "per_follower_kib", "per_reader_kib", "reader_mib_per_s",
-            "commands_per_chunk", "errors", "error"]
+            "commands_per_chunk", "node_share_percent", "errors", "error"]
     return ", ".join(f"{k}={fmt(result[k])}" for k in keys if k in result)
 
 
 def fmt(value):
+    if isinstance(value, list):
+        return "/".join(fmt(v) for v in value)
     if isinstance(value, float):
         return f"{value:,.3g}" if abs(value) < 100 else f"{value:,.0f}"
     return str(value)
@@ -388,10 +485,48 @@ def fanout(bench, followers, tokens, mode, rounds):
     return alternate(bench, rounds, SYSTEMS + ["static"], make)
 
 
+def redis_stats(bench, system):
+    """The commandstats of the Redis a system uses, per node (one node but for the cluster)."""
+    if system == "rsc":
+        return bench.cluster.stats()
+    return [own_commands(commandstats(bench.redis_port))]
+
+
+def reset_redis_stats(bench, system):
+    if system == "rsc":
+        bench.cluster.reset_stats()
+    else:
+        redis_cli(bench.redis_port, "CONFIG", "RESETSTAT")
+
+
+def count_commands(result, nodes, chunks):
+    """Commands per chunk, PUBLISH and SPUBLISH among them, and how they spread over the nodes."""
+    total = {}
+    for stats in nodes:
+        for name, calls in stats.items():
+            total[name] = total.get(name, 0) + calls
+    calls = sum(total.values())
+    result["commands_per_chunk"] = calls / chunks
+    result["publish_per_chunk"] = (total.get("publish", 0) + total.get("spublish", 0)) / chunks
+    result["by_command"] = {k: v / chunks for k, v in sorted(total.items())}
+    result["commands_per_node"] = [sum(stats.values()) for stats in nodes]
+    result["node_share_percent"] = [100 * sum(stats.values()) / calls if calls else 0 for stats in nodes]
+    result["busiest_node_percent"] = max(result["node_share_percent"])
+    if len(nodes) > 1:
+        result["by_node"] = [{k: v for k, v in sorted(stats.items())} for stats in nodes]
+
+
 def short(bench, streams, rounds):
     def make(system):
         target = bench.static.address if system == "static" else bench.a(system)
-        return bench.run("short", system, ["--target", target, "--streams", streams, "--count", 100])
+        if system in ("rs", "rsd", "rsc"):
+            reset_redis_stats(bench, system)
+        result = bench.run("short", system, ["--target", target, "--streams", streams, "--count", 100])
+        if system in ("rs", "rsd", "rsc") and not result.get("error"):
+            # Only this system's instances touch this Redis while it runs (the Python port shares
+            # the one node, but runs in its own turn).
+            count_commands(result, redis_stats(bench, system), streams * 100)
+        return result
     return alternate(bench, rounds, [s for s in SYSTEMS if s != "nchan"] + ["static"], make)
 
 
@@ -417,7 +552,16 @@ def processes(bench, system):
     if system == "static":
         return {"static": bench.static}
     a, b = bench.instances[system][:2]
-    return {"A": a, "B": b, "redis": bench.redis}
+    return {"A": a, "B": b, "redis": bench.cluster.nodes if system == "rsc" else bench.redis}
+
+
+def rss_of(process):
+    """RSS of a server, or of several together (the cluster's nodes)."""
+    return sum(rss(p.pid) for p in process) if isinstance(process, list) else rss(process.pid)
+
+
+def cpu_of(process):
+    return sum(cpu_ticks(p.pid) for p in process) if isinstance(process, list) else cpu_ticks(process.pid)
 
 
 def idle(bench, followers, rounds):
@@ -430,10 +574,10 @@ def idle(bench, followers, rounds):
         def on_phase(message):
             if message["phase"] == "before":
                 time.sleep(1)
-                before.update({n: rss(p.pid) for n, p in procs.items()})
+                before.update({n: rss_of(p) for n, p in procs.items()})
             elif message["phase"] == "connected":
                 time.sleep(2)
-                after.update({n: rss(p.pid) for n, p in procs.items()})
+                after.update({n: rss_of(p) for n, p in procs.items()})
         result = bench.run("idle", system, [
             "--publish", bench.a(system), "--follow", bench.b(system), "--followers", followers],
             on_phase)
@@ -460,10 +604,10 @@ def stalled(bench, readers, rounds):
                 marks["before"] = rss(server.pid)
             elif phase == "stalled":
                 marks["stalled"] = rss(server.pid)
-                ticks = {n: cpu_ticks(p.pid) for n, p in procs.items()}
+                ticks = {n: cpu_of(p) for n, p in procs.items()}
                 time.sleep(3)
                 for n, p in procs.items():
-                    marks[f"cpu_{n}"] = (cpu_ticks(p.pid) - ticks[n]) / TICKS / 3 * 100
+                    marks[f"cpu_{n}"] = (cpu_of(p) - ticks[n]) / TICKS / 3 * 100
             elif phase == "closed":
                 time.sleep(2)
                 marks["closed"] = rss(server.pid)
@@ -494,22 +638,25 @@ def commands(bench, per_instance, tokens):
         for count, follow in [(1, [b]), (2, [b, c]), (3, [a, b, c])]:
             stats = {}
 
+            nodes = []
+
             def on_phase(message):
                 if message["phase"] == "warm":
-                    redis_cli(bench.redis_port, "CONFIG", "RESETSTAT")
+                    if system == "rsc":
+                        bench.cluster.reset_stats()
+                    else:
+                        redis_cli(bench.redis_port, "CONFIG", "RESETSTAT")
                 elif message["phase"] == "sent":
-                    stats.update(commandstats(bench.redis_port))
+                    # Less the benchmark's own INFO and CONFIG RESETSTAT, and health-check PINGs;
+                    # the cluster's three nodes added up.
+                    nodes.extend(bench.cluster.stats() if system == "rsc"
+                                 else [own_commands(commandstats(bench.redis_port))])
             result = bench.run("fanout", system, [
                 "--publish", a, "--follow", ",".join(follow), "--followers", per_instance * count,
                 "--tokens", tokens, "--mode", "step", "--pause"], on_phase)
-            # The benchmark's own INFO and CONFIG RESETSTAT, and health-check PINGs.
-            for name in list(stats):
-                if name.split("|")[0] in ("info", "config", "ping"):
-                    stats.pop(name)
-            result["commands_per_chunk"] = sum(stats.values()) / tokens
-            result["publish_per_chunk"] = stats.get("publish", 0) / tokens
-            result["by_command"] = {k: v / tokens for k, v in sorted(stats.items())}
-            print(f"    {system} on {count}: {summary(result)} {result['by_command']}", flush=True)
+            count_commands(result, nodes, tokens)
+            print(f"    {system} on {count}: {summary(result)} {result['by_command']}"
+                  + (f" per node {result['commands_per_node']}" if system == "rsc" else ""), flush=True)
             out[system][count] = result
     return out
 
@@ -522,6 +669,9 @@ def main():
                         "sustained,resume,idle,stalled,commands)")
     parser.add_argument("--durable", action="store_true",
                         help="also three instances of this service with --durability redis")
+    parser.add_argument("--cluster", action="store_true",
+                        help="also three instances of this service with --redis-mode cluster on a "
+                        "three-master Redis Cluster of their own")
     parser.add_argument("--wrong", action="store_true",
                         help="expect text one token off: every byte check must fail")
     parser.add_argument("--out", default=os.path.join(BUILD, "results"))
@@ -533,6 +683,8 @@ def main():
     only = set(filter(None, args.only.split(",")))
     if args.durable:
         SYSTEMS.insert(1, "rsd")
+    if args.cluster:
+        SYSTEMS.insert(SYSTEMS.index("rs") + 1 + args.durable, "rsc")
 
     def wanted(name):
         return not only or name in only
@@ -545,7 +697,7 @@ def main():
     raise_nofile()
     bench = Bench(args)
     results = {"quick": quick, "started": time.strftime("%Y-%m-%d %H:%M:%S"), "server": args.label,
-               "load_before": os.getloadavg()}
+               "load_before": os.getloadavg(), "systems": list(SYSTEMS)}
     try:
         bench.start()
         def scenario(name):

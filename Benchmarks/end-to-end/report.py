@@ -2,8 +2,10 @@
 
 import os
 
-NAMES = {"rs": "this service", "rsd": "this service, durable", "py": "Python port", "nchan": "Nchan",
-         "static": "static nginx (limit)"}
+NAMES = {"rs": "this service", "rsd": "this service, durable", "rsc": "this service, Redis Cluster",
+         "py": "Python port", "nchan": "Nchan", "static": "static nginx (limit)"}
+# The modes of this service compared with its default (memory mode, one Redis): a column each.
+MODES = {"rsd": "durable ÷ memory", "rsc": "cluster ÷ one node"}
 
 
 def cell(result, key, scale=1.0):
@@ -40,15 +42,18 @@ def ratio(mine, theirs, their_result):
 def rows(results):
     out = []
 
-    def add(label, group, key, systems=("rs", "rsd", "py", "nchan", "static"), scale=1.0, better="↓"):
+    def add(label, group, key, systems=("rs", "rsd", "rsc", "py", "nchan", "static"), scale=1.0, better="↓"):
         if group is None:
             return
-        systems = tuple(systems) + (("rsd",) if "rs" in systems and "rsd" not in systems else ())
+        if "rs" in systems:
+            systems = tuple(systems) + tuple(m for m in MODES if m not in systems)
         values = {s: cell(group.get(s), key, scale) if s in systems else (None, "–") for s in NAMES}
         mine = values["rs"]
         ratios = [ratio(mine, values[s], group.get(s)) if s in systems else "–" for s in ("py", "nchan", "static")]
-        durable = ratio(values["rsd"], mine, group.get("rs")) if group.get("rsd") else "–"
-        out.append([f"{label} {better}"] + [values[s][1] for s in NAMES] + ratios + [durable])
+        modes = [ratio(values[m], mine, group.get("rs")) if group.get(m) else "–" for m in MODES]
+        if all(values[s][1] == "–" for s in NAMES):
+            return  # a row that no system of this run measured
+        out.append([f"{label} {better}"] + [values[s][1] for s in NAMES] + ratios + modes)
 
     for followers, group in sorted((results.get("fanout") or {}).items(), key=lambda x: int(x[0])):
         if int(followers) in (100, 1000):
@@ -66,6 +71,8 @@ def rows(results):
     short = results.get("short")
     add(f"2. {number(short, 'streams', '1,000')} concurrent short streams of 100 chunks: chunks/s", short, "chunks_per_s", ("rs", "py", "static"), better="↑")
     add("2. … a stream's time, p99 ms", short, "p99_ms", ("rs", "py", "static"))
+    add("2. … Redis commands per chunk", short, "commands_per_chunk", ("rs",))
+    add("2. … commands on the busiest Redis node, % of all", short, "busiest_node_percent", ("rsc",), better="")
     sustained = results.get("sustained")
     add(f"2. new streams offered at {number(sustained, 'offered_per_s', '1,000')}/s: completed/s", sustained, "completed_per_s",
         ("rs", "py", "static"), better="↑")
@@ -92,17 +99,39 @@ def rows(results):
         if group:
             add(f"6. Redis commands per chunk, followers on {instances} instance(s)", group,
                 "commands_per_chunk", ("rs", "py", "nchan"))
-            add(f"6. … of them PUBLISH", group, "publish_per_chunk", ("rs", "py", "nchan"))
+            add(f"6. … of them PUBLISH" + (" (SPUBLISH in the cluster)" if group.get("rsc") else ""),
+                group, "publish_per_chunk", ("rs", "py", "nchan"))
     return out
 
 
 def table(results):
     header = ["scenario (↓ lower is better, ↑ higher)"] + list(NAMES.values()) + [
-        "÷ Python port", "÷ Nchan", "÷ limit", "durable ÷ memory"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" + "--:|" * (len(header) - 1)]
-    for row in rows(results):
-        lines.append("| " + " | ".join(row) + " |")
+        "÷ Python port", "÷ Nchan", "÷ limit"] + list(MODES.values())
+    body = rows(results)
+    # A mode of this service that did not run has no column.
+    keep = [i for i in range(len(header)) if i == 0 or any(row[i] != "–" for row in body)
+            or header[i] not in list(MODES.values()) + [NAMES[m] for m in MODES]]
+    lines = ["| " + " | ".join(header[i] for i in keep) + " |", "|" + "---|" + "--:|" * (len(keep) - 1)]
+    for row in body:
+        lines.append("| " + " | ".join(row[i] for i in keep) + " |")
     return "\n".join(lines)
+
+
+def node_spread(results):
+    """How the cluster's commands spread over its three nodes, per scenario and round."""
+    lines = []
+    short = (results.get("short") or {}).get("rsc")
+    if short:
+        for index, r in enumerate(short.get("per_round") or []):
+            if r.get("node_share_percent"):
+                shares = " / ".join(f"{p:.1f} %" for p in r["node_share_percent"])
+                lines.append(f"- short streams, round {index + 1}: commands per node {shares} "
+                             f"({r.get('commands_per_chunk', 0):.2f} per chunk in all)")
+    for instances, r in sorted(((results.get("commands") or {}).get("rsc") or {}).items()):
+        if r.get("commands_per_node"):
+            lines.append(f"- commands per chunk, followers on {instances} instance(s): commands per node "
+                         + " / ".join(str(n) for n in r["commands_per_node"]))
+    return "\n".join(["Redis Cluster, commands per node (nodes 1, 2, 3):"] + lines) if lines else ""
 
 
 def plot(results, path):
@@ -140,6 +169,9 @@ def plot(results, path):
 
 def write(results, out):
     text = table(results)
+    spread = node_spread(results)
+    if spread:
+        text += "\n\n" + spread
     with open(os.path.join(out, "latest.md"), "w") as f:
         f.write(text + "\n")
     print(text)
