@@ -5,6 +5,15 @@ import NIOCore
 public protocol RedisClientProtocol: Sendable {
     /// Sends any command and returns its reply; an error reply is thrown as ``RedisServerError``.
     nonisolated(nonsending) func send(_ arguments: [RedisArgument]) async throws -> RedisReply
+    /// Sends a command that names no key (`SCRIPT LOAD`) to the node that serves `key`, where
+    /// the command that follows it will go. One Redis serves every key.
+    nonisolated(nonsending) func send(_ arguments: [RedisArgument], onNodeOf key: String) async throws -> RedisReply
+}
+
+extension RedisClientProtocol {
+    nonisolated(nonsending) public func send(_ arguments: [RedisArgument], onNodeOf key: String) async throws -> RedisReply {
+        try await send(arguments)
+    }
 }
 
 /// The commands the coordinator uses, typed. Anything else goes through ``RedisClientProtocol/send(_:)-(RedisArgument...)``.
@@ -100,9 +109,17 @@ extension RedisClientProtocol {
         try await send(["EVALSHA", .string(sha1), .integer(keys.count)] + keys.map(RedisArgument.string) + arguments)
     }
 
-    /// `SCRIPT LOAD`: the script's SHA1, for ``evalsha(_:keys:arguments:)``.
-    nonisolated(nonsending) public func scriptLoad(_ script: String) async throws -> String {
-        guard let sha1 = try await send("SCRIPT", "LOAD", .string(script)).string else {
+    /// `SCRIPT LOAD`: the script's SHA1, for ``evalsha(_:keys:arguments:)``. On a cluster, on the
+    /// node of `key` (the script's first key), where it will run.
+    nonisolated(nonsending) public func scriptLoad(_ script: String, forKey key: String? = nil) async throws -> String {
+        let arguments: [RedisArgument] = ["SCRIPT", "LOAD", .string(script)]
+        let reply: RedisReply
+        if let key {
+            reply = try await send(arguments, onNodeOf: key)
+        } else {
+            reply = try await send(arguments)
+        }
+        guard let sha1 = reply.string else {
             throw RedisProtocolError(message: "SCRIPT LOAD did not return a digest")
         }
         return sha1

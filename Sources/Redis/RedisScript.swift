@@ -27,7 +27,7 @@ extension RedisClientProtocol {
         if let loaded = script.loaded {
             digest = loaded
         } else {
-            digest = try await scriptLoad(script.source)
+            digest = try await scriptLoad(script.source, forKey: keys.first)
             script.remember(digest)
         }
         do {

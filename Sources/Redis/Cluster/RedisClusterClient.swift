@@ -99,6 +99,14 @@ public final class RedisClusterClient: RedisClientProtocol {
         guard let slot = Self.slot(of: arguments) else {
             return try await send(arguments, to: anyNode(), asking: false)
         }
+        return try await send(arguments, slot: slot)
+    }
+
+    nonisolated(nonsending) public func send(_ arguments: [RedisArgument], onNodeOf key: String) async throws -> RedisReply {
+        try await send(arguments, slot: HashSlot.of(key))
+    }
+
+    nonisolated(nonsending) private func send(_ arguments: [RedisArgument], slot: Int) async throws -> RedisReply {
         var routing = ClusterRouting()
         var step = state.withLockedValue { routing.start(slot: slot, map: $0.map, anyNode: seeds[0]) }
         while true {
@@ -151,7 +159,7 @@ public final class RedisClusterClient: RedisClientProtocol {
         try await refreshMap(askingLast: nil)
     }
 
-    private func refreshMap(askingLast suspect: RedisClusterNode?) async throws {
+    func refreshMap(askingLast suspect: RedisClusterNode?) async throws {
         let (future, promise) = state.withLockedValue { state -> (EventLoopFuture<Void>, EventLoopPromise<Void>?) in
             if let refresh = state.refresh { return (refresh, nil) }
             let promise = eventLoopGroup.any().makePromise(of: Void.self)

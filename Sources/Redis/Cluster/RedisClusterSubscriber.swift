@@ -7,9 +7,12 @@ import NIOPosix
 /// shard channel subscribed on the master of its slot, which is where `SPUBLISH` delivers it.
 ///
 /// When a channel's slot moves to another master (the old one drops the channel with an
-/// `sunsubscribe` push, or refuses it with `MOVED` after a reconnection), the subscription reads the
-/// slot map again, subscribes where the slot lives now, and tells its reader that messages may
-/// have been lost (``RedisSubscriptionGap/slotMoved``).
+/// `sunsubscribe` push, or refuses it with `MOVED`), the subscription reads the slot map again,
+/// subscribes where the slot lives now, and tells its reader that messages may have been lost
+/// (``RedisSubscriptionGap/slotMoved``). When a node's connection is lost, its subscriptions do
+/// the same once the map is read again (the node may have failed over to a replica), retrying
+/// with the reconnection backoff until they are subscribed, and report
+/// ``RedisSubscriptionGap/reconnected``. The reader's own task does this, in its next read.
 public final class RedisClusterSubscriber: Sendable {
     private let cluster: RedisClusterClient
     private let subscribers: NodeConnections<RedisSubscriber>
@@ -53,11 +56,14 @@ public final class RedisClusterSubscriber: Sendable {
 
     /// Subscribes on the master of the channel's slot, following `MOVED` (with a fresh map) a
     /// bounded number of times.
+    /// A node whose connection fails has the map read again; if the slot has another master by
+    /// then, the subscription goes there.
     func subscribeOnItsNode(_ channel: String) async throws -> RedisSubscription {
         var routing = ClusterRouting()
         var map = cluster.slotMap
         let slot = HashSlot.of(channel)
         var node = map.master(of: slot) ?? map.nodes.first
+        var failovers = 0
         while true {
             guard let target = node else { throw RedisConnectionError.connectionClosed }
             do {
@@ -70,8 +76,34 @@ public final class RedisClusterSubscriber: Sendable {
                 case .fail(let error):
                     throw error
                 }
+            } catch let error as RedisConnectionError where error != .closed {
+                try? await cluster.refreshMap(askingLast: target)
+                map = cluster.slotMap
+                guard let master = map.master(of: slot), master != target, failovers < routing.limit else { throw error }
+                failovers += 1
+                node = master
             }
         }
+    }
+
+    /// Subscribes `channel` again after its node dropped it or lost its connection: until it
+    /// works, the subscriber is closed, the reader unsubscribes (`nil`), or the calling task is
+    /// cancelled.
+    func resubscribe(_ channel: String, unless unsubscribed: () -> Bool) async throws -> RedisSubscription? {
+        var attempt = 0
+        while !unsubscribed() {
+            do {
+                return try await subscribeOnItsNode(channel)
+            } catch let error as RedisConnectionError where error != .closed {
+                try await Task.sleep(for: .nanoseconds(cluster.configuration.reconnectDelay(attempt: attempt).nanoseconds))
+                attempt += 1
+            } catch let error as RedisServerError where ClusterRedirection(error) != nil {
+                // Still moving after the redirections allowed: the map settles soon.
+                try await Task.sleep(for: .nanoseconds(cluster.configuration.reconnectDelay(attempt: attempt).nanoseconds))
+                attempt += 1
+            }
+        }
+        return nil
     }
 }
 
@@ -107,29 +139,31 @@ public struct RedisClusterSubscription: AsyncSequence, Sendable {
 
         public mutating func next() async throws -> RedisSubscriptionEvent? {
             guard var iterator = base else { return nil }
+            let gap: RedisSubscriptionGap
             do {
                 let event = try await iterator.next()
                 base = iterator
                 return event
-            } catch let error where Self.slotMoved(error) {
-                // The reader resubscribes in its own task: no task of the subscriber's runs for it.
-                let fresh = try await subscriber.subscribeOnItsNode(channel)
-                guard current.replace(with: fresh) else {
-                    fresh.unsubscribe()
-                    base = nil
-                    return nil
-                }
-                base = fresh.makeAsyncIterator()
-                return .gap(.slotMoved)
+            } catch is RedisShardChannelMoved {
+                gap = .slotMoved
+            } catch let error as RedisConnectionError where error == .connectionClosed {
+                gap = .reconnected
             }
-        }
-
-        /// The node dropped the channel, or refused it after a reconnection because the slot lives
-        /// elsewhere now.
-        private static func slotMoved(_ error: any Error) -> Bool {
-            if error is RedisShardChannelMoved { return true }
-            if let error = error as? RedisServerError, ClusterRedirection(error) != nil { return true }
-            return false
+            // The reader resubscribes in its own task: no task of the subscriber's runs for it.
+            let resubscribed: RedisSubscription?
+            do {
+                resubscribed = try await subscriber.resubscribe(channel, unless: { current.isCancelled })
+            } catch is CancellationError {
+                base = nil
+                return nil
+            }
+            guard let fresh = resubscribed, current.replace(with: fresh) else {
+                resubscribed?.unsubscribe()
+                base = nil
+                return nil
+            }
+            base = fresh.makeAsyncIterator()
+            return .gap(gap)
         }
     }
 
@@ -139,6 +173,8 @@ public struct RedisClusterSubscription: AsyncSequence, Sendable {
         private let state = NIOLockedValueBox<(subscription: RedisSubscription?, cancelled: Bool)>((nil, false))
 
         var subscription: RedisSubscription? { state.withLockedValue { $0.subscription } }
+
+        var isCancelled: Bool { state.withLockedValue { $0.cancelled } }
 
         func set(_ subscription: RedisSubscription) {
             state.withLockedValue { $0.subscription = subscription }

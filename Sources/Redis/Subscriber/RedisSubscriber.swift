@@ -207,8 +207,19 @@ final class SubscriberCore {
 
     func disconnected() {
         channel = nil
-        table.connectionLost()
         stopHealthCheck()
+        guard sharded else {
+            table.connectionLost()
+            return
+        }
+        // A shard channel is subscribed again where its slot lives by then, which after a lost
+        // connection may be another node (a replica took over): its reader resubscribes through
+        // ``RedisClusterSubscriber``, with the map read again, rather than here.
+        let consumers = table.allConsumers
+        table = SubscriptionTable()
+        for consumer in consumers {
+            consumer.fail(RedisConnectionError.connectionClosed)
+        }
     }
 
     func add(_ consumer: SubscriptionConsumer, to channelName: String, timeout: TimeAmount) {
