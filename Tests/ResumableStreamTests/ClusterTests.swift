@@ -126,6 +126,55 @@ struct ClusterTests {
     }
 }
 
+extension ClusterTests {
+    /// The master of a live stream's slot crashes (SIGKILL) and its replica takes over: the
+    /// creator and a follower on another instance both get the whole text, once the instances
+    /// have found the new master (their subscriptions and commands to the dead node fail, and the
+    /// slot map is read again).
+    @Test func aMasterThatFailsOverToItsReplicaLosesNoLiveStream() async throws {
+        let cluster = try await PrivateRedisCluster.start(nodeTimeout: .seconds(1))
+        defer { cluster.stop() }
+        let id = "failing-over"
+        let slot = HashSlot.of(WireProtocol.tag(id))
+        let master = try await cluster.node(servingSlot: slot)
+        let replica = try await cluster.addReplica(of: master)
+        try await Deployment.with(.cluster, redisURL: cluster.seedsURL, redis: { $0.commandTimeout = .seconds(2) }, options: {
+            $0.replayGrace = .seconds(30)
+            $0.watchdogInterval = .milliseconds(200)
+        }) { deployment throws in
+            let source = ManualSource()
+            let producer = try await deployment.contexts[0].resumableStream(id, source: source.make).reader()
+            source.send("0 ")
+            let follower = try await deployment.contexts[1].resumeExistingStream(id).reader()
+            let followed = Tally()
+            let reading = Task {
+                var text = ""
+                for try await chunk in follower {
+                    text += chunk.text
+                    followed.add()
+                }
+                return text
+            }
+            let feed = Feed(source, first: 1)
+            feed.send(9)
+            await followed.wait(until: 1)
+            cluster.crash(node: master)
+            feed.send(10)
+            // The replica serves the slot once the other masters have counted its master failed.
+            let admin = try #require(deployment.cluster)
+            try await eventually(timeout: .seconds(30)) {
+                try? await admin.refreshMap()
+                return admin.slotMap.master(of: slot)?.port == replica
+            }
+            feed.send(10)
+            source.finish()
+            let expected = "0 " + feed.text
+            #expect(try await producer.text() == expected)
+            #expect(try await reading.value == expected)
+        }
+    }
+}
+
 /// Numbered chunks for a source, from any task: what was sent is ``text``.
 private final class Feed: Sendable {
     private let source: ManualSource

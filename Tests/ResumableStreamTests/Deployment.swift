@@ -100,7 +100,8 @@ final class Deployment: Sendable {
                 }
             )
         case .cluster:
-            let seeds = try clusterSeeds(url: redisURL)
+            var seeds = try clusterSeeds(url: redisURL)
+            configure(&seeds.configuration)
             var brokers: [RedisStreamBroker] = []
             var connections: [@Sendable () async -> Void] = []
             for _ in 0...count {

@@ -30,6 +30,8 @@ public final class PrivateRedisCluster: Sendable {
         var watchdog: Process
         /// The write end of the watchdog's stdin: it closes when the test process ends.
         var lifeline: FileHandle
+        /// Replicas added later, each with a watchdog of its own.
+        var replicas: [(process: Process, watchdog: Process, lifeline: FileHandle)] = []
         var stopped = false
     }
 
@@ -39,10 +41,14 @@ public final class PrivateRedisCluster: Sendable {
         "redis://:\(password)@" + nodes.map { "127.0.0.1:\($0.port)" }.joined(separator: ",")
     }
 
-    private init(nodes: [Node], password: String, directory: URL, state: State) {
+    /// How long a node may not answer before the others count it failed.
+    public let nodeTimeout: Duration
+
+    private init(nodes: [Node], password: String, directory: URL, nodeTimeout: Duration, state: State) {
         self.nodes = nodes
         self.password = password
         self.directory = directory
+        self.nodeTimeout = nodeTimeout
         self.state = Mutex(state)
     }
 
@@ -52,7 +58,10 @@ public final class PrivateRedisCluster: Sendable {
     /// Starts `masters` redis-servers in cluster mode, forms a cluster of them with `redis-cli
     /// --cluster create` (slots split evenly, in node order) and waits until every node says
     /// `cluster_state:ok` and knows a master for every slot.
-    public static func start(masters: Int = 3) async throws -> PrivateRedisCluster {
+    ///
+    /// - Parameter nodeTimeout: `cluster-node-timeout`: how long a master may not answer before the
+    ///   others count it failed, and a replica of it (see ``addReplica(of:)``) takes over.
+    public static func start(masters: Int = 3, nodeTimeout: Duration = .seconds(15)) async throws -> PrivateRedisCluster {
         let deadline = ContinuousClock.now + startTimeout
         let password = "cluster-\(UUID().uuidString.prefix(8).lowercased())"
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("redis-cluster-\(UUID().uuidString.prefix(8))")
@@ -62,7 +71,7 @@ public final class PrivateRedisCluster: Sendable {
         var watchdog: (process: Process, lifeline: FileHandle)?
         do {
             for _ in 0..<masters {
-                launched.append(try await launchNode(password: password, directory: directory))
+                launched.append(try await launchNode(password: password, directory: directory, nodeTimeout: nodeTimeout))
             }
             watchdog = try startWatchdog(killing: launched.map { $0.process.processIdentifier }, removing: directory)
             let ports = launched.map(\.port)
@@ -85,6 +94,7 @@ public final class PrivateRedisCluster: Sendable {
                 nodes: nodes,
                 password: password,
                 directory: directory,
+                nodeTimeout: nodeTimeout,
                 state: State(processes: processes, watchdog: watchdog.process, lifeline: watchdog.lifeline)
             )
         } catch {
@@ -100,7 +110,7 @@ public final class PrivateRedisCluster: Sendable {
     }
 
     /// Starts one node on a free port (a port whose cluster bus port, 10000 above, is free too).
-    private static func launchNode(password: String, directory: URL) async throws -> (port: Int, process: Process) {
+    private static func launchNode(password: String, directory: URL, nodeTimeout: Duration) async throws -> (port: Int, process: Process) {
         for _ in 0..<20 {
             // The cluster bus listens 10000 above the port.
             let port = Int.random(in: 20_000..<55_000)
@@ -108,7 +118,7 @@ public final class PrivateRedisCluster: Sendable {
                 "--port", "\(port)",
                 "--cluster-enabled", "yes",
                 "--cluster-config-file", directory.appendingPathComponent("nodes-\(port).conf").path,
-                "--cluster-node-timeout", "15000",
+                "--cluster-node-timeout", "\(nodeTimeout.components.seconds * 1_000 + nodeTimeout.components.attoseconds / 1_000_000_000_000_000)",
                 "--cluster-require-full-coverage", "no",
                 "--requirepass", password,
                 "--masterauth", password,
@@ -164,19 +174,30 @@ public final class PrivateRedisCluster: Sendable {
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = log
         process.standardError = log
-        let timeout = Task {
-            try await Task.sleep(until: deadline)
-            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        }
-        defer { timeout.cancel() }
-        return try await withCheckedThrowingContinuation { continuation in
-            process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
-            do {
-                try process.run()
-            } catch {
-                process.terminationHandler = nil
-                continuation.resume(throwing: error)
+        return try await withThrowingTaskGroup(of: Int32?.self) { group in
+            group.addTask {
+                try await withCheckedThrowingContinuation { continuation in
+                    process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
+                    do {
+                        try process.run()
+                    } catch {
+                        process.terminationHandler = nil
+                        continuation.resume(throwing: error)
+                    }
+                }
             }
+            // The deadline: the command is killed, and its status (the signal's) is the answer.
+            group.addTask {
+                try? await Task.sleep(until: deadline)
+                if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+                return nil
+            }
+            while let next = try await group.next() {
+                guard let status = next else { continue }
+                group.cancelAll()
+                return status
+            }
+            return -1
         }
     }
 
@@ -243,8 +264,10 @@ public final class PrivateRedisCluster: Sendable {
         guard let state else { return }
         // The watchdog first: it must not kill the nodes' process IDs once they are reused.
         kill(state.watchdog.processIdentifier, SIGKILL)
-        for process in state.processes { kill(process.processIdentifier, SIGKILL) }
+        for replica in state.replicas { kill(replica.watchdog.processIdentifier, SIGKILL) }
+        for process in state.processes + state.replicas.map(\.process) { kill(process.processIdentifier, SIGKILL) }
         try? state.lifeline.close()
+        for replica in state.replicas { try? replica.lifeline.close() }
         try? FileManager.default.removeItem(at: directory)
     }
 
@@ -257,6 +280,53 @@ public final class PrivateRedisCluster: Sendable {
     /// Lets a paused node go on (SIGCONT).
     public func resume(node: Int) {
         signal(node: node, SIGCONT)
+    }
+
+    /// Kills a master (SIGKILL), as a crash would: a replica of it takes over after the node timeout.
+    public func crash(node: Int) {
+        signal(node: node, SIGKILL)
+    }
+
+    /// Adds a replica of master `master` (`redis-cli --cluster add-node --cluster-slave`) and
+    /// waits until the master sees it in sync. Returns the replica's port.
+    public func addReplica(of master: Int) async throws -> Int {
+        let deadline = ContinuousClock.now + Self.startTimeout
+        let replica = try await Self.launchNode(password: password, directory: directory, nodeTimeout: nodeTimeout)
+        let watchdog: (process: Process, lifeline: FileHandle)
+        do {
+            watchdog = try Self.startWatchdog(killing: [replica.process.processIdentifier], removing: directory)
+        } catch {
+            kill(replica.process.processIdentifier, SIGKILL)
+            throw error
+        }
+        let stopped = state.withLock { state in
+            if !state.stopped { state.replicas.append((replica.process, watchdog.process, watchdog.lifeline)) }
+            return state.stopped
+        }
+        guard !stopped else {
+            kill(replica.process.processIdentifier, SIGKILL)
+            throw ClusterError(message: "the cluster was stopped")
+        }
+        let status = try await Self.run(
+            ["redis-cli", "--cluster", "add-node", "127.0.0.1:\(replica.port)", "127.0.0.1:\(nodes[master].port)",
+             "--cluster-slave", "--cluster-master-id", nodes[master].id],
+            environment: ["REDISCLI_AUTH": password],
+            output: directory.appendingPathComponent("add-node-\(replica.port).log"),
+            deadline: deadline
+        )
+        guard status == 0 else {
+            throw StartFailed(reason: "redis-cli --cluster add-node exited with \(status)", directory: directory, ports: [replica.port])
+        }
+        var interval = Duration.milliseconds(5)
+        while true {
+            let replication = try await withAdminClient(master) { try await $0.send("INFO", "replication").string } ?? ""
+            if replication.contains("port=\(replica.port),state=online") { return replica.port }
+            guard ContinuousClock.now < deadline else {
+                throw StartFailed(reason: "the replica on \(replica.port) did not come in sync", directory: directory, ports: [replica.port])
+            }
+            try await Task.sleep(for: interval)
+            interval = min(interval * 2, .milliseconds(50))
+        }
     }
 
     private func signal(node: Int, _ signal: Int32) {
