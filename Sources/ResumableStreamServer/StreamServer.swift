@@ -67,6 +67,13 @@ public struct StreamServer: Sendable {
                     await client.close()
                     throw error
                 }
+                // A cluster node serves a third of the keys and answers MOVED for the rest: in the
+                // standalone mode that is an error for every other stream, so it is one at start.
+                if let info = try? await client.send("INFO", "cluster").string, info.contains("cluster_enabled:1") {
+                    await subscriber.close()
+                    await client.close()
+                    throw RedisConfigurationError(message: "\(redis) is a Redis Cluster node: run with --redis-mode cluster (REDIS_MODE=cluster)")
+                }
                 broker = RedisStreamBroker(client: client, subscriber: subscriber)
                 services.append(RedisConnectionsService(close: {
                     await subscriber.close()

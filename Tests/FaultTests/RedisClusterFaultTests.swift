@@ -83,3 +83,21 @@ extension FaultTests {
         }
     }
 }
+
+extension FaultTests {
+    /// An instance in the standalone mode pointed at a cluster node would fail every stream whose
+    /// slot is elsewhere: it does not start, and says to use the cluster mode.
+    @Test func theStandaloneModeRefusesAClusterNode() async throws {
+        let cluster = try await PrivateRedisCluster.start()
+        defer { cluster.stop() }
+        try await FaultHarness.run { h in
+            do {
+                let server = try await h.startServer("standalone on a cluster node", redis: nil, redisURL: cluster.nodes[0].url)
+                h.fail("an instance in the standalone mode on a cluster node started and listens on \(server.port)")
+            } catch let error as ServerProcess.StartFailed {
+                h.check(error.message.contains("before it listened") && error.message.contains("--redis-mode cluster"),
+                        "expected the instance to exit before it listens, naming --redis-mode cluster; got \(error.message)")
+            }
+        }
+    }
+}
