@@ -103,6 +103,27 @@ struct RedisClientTests {
         await client.close()
     }
 
+    /// A hundred calls of a new script at once load it once: those that come while it loads send
+    /// its source, and the calls after them go by its digest.
+    @Test func aScriptCalledByManyAtOnceIsLoadedOnce() async throws {
+        let server = try await PrivateRedisServer.start()
+        defer { server.stop() }
+        try await using(RedisClient.connect(configuration: server.configuration()), close: { await $0.close() }) { client throws in
+            let script = RedisScript("return redis.call('INCR', KEYS[1])")
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for _ in 0..<100 {
+                    group.addTask { _ = try await client.run(script, keys: ["at-once"]) }
+                }
+                try await group.waitForAll()
+            }
+            #expect(try await client.run(script, keys: ["at-once"]).integer == 101)
+            let calls = try await PrivateRedisServer.commandCalls(client)
+            #expect(calls["script|load"] == 1)
+            #expect((calls["eval"] ?? 0) + (calls["evalsha"] ?? 0) == 101)
+            #expect((calls["evalsha"] ?? 0) >= 1)
+        }
+    }
+
     @Test func evalAndEvalsha() async throws {
         try await TestRedis.withClient { client throws in
             let key = TestRedis.unique("script")
