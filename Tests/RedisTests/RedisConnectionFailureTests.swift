@@ -1,6 +1,6 @@
 import NIOCore
 import NIOPosix
-import Redis
+@testable import Redis
 import NIOConcurrencyHelpers
 import TestSupport
 import Testing
@@ -44,6 +44,22 @@ struct RedisConnectionFailureTests {
             return
         }
         #expect(reason.contains("127.0.0.1:\(port)"))
+    }
+
+    /// A connection that closed as it opened (the server was going away) before the handshake's
+    /// AUTH could be written fails the connect with a connection error, not the client's internal
+    /// "not sent" marker.
+    @Test func aHandshakeOnAConnectionAlreadyClosedFailsWithAConnectionError() async throws {
+        let listener = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .bind(host: "127.0.0.1", port: 0).get()
+        defer { listener.close(promise: nil) }
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connect(host: "127.0.0.1", port: try #require(listener.localAddress?.port)).get()
+        try await channel.close()
+        var configuration = RedisConfiguration()
+        configuration.password = "secret"
+        let handshake = RedisConnector.handshake(channel: channel, configuration: configuration, deadline: .now() + .seconds(1))
+        await #expect(throws: RedisConnectionError.connectionClosed) { try await handshake.get() }
     }
 
     @Test func silentServerTimesOutAndTheConnectionIsClosed() async throws {

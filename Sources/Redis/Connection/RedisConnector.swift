@@ -92,7 +92,7 @@ enum RedisConnector {
         return promise.futureResult
     }
 
-    private static func handshake(
+    static func handshake(
         channel: any Channel,
         configuration: RedisConfiguration,
         deadline: NIODeadline
@@ -126,6 +126,10 @@ enum RedisConnector {
                     continue
                 case .failure(RedisConnectionError.commandTimeout):
                     throw RedisConnectionError.connectTimeout(configuration.connectTimeout)
+                case .failure(is CommandNotSent):
+                    // The server closed the connection as it opened (it was going away): the
+                    // caller sees a connection that closed, not this client's internal error.
+                    throw RedisConnectionError.connectionClosed
                 case .failure(let error):
                     throw error
                 }
