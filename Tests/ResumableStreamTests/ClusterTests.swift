@@ -89,19 +89,9 @@ struct ClusterTests {
         }) { deployment throws in
             let id = "migrating"
             let slot = HashSlot.of(WireProtocol.tag(id))
-            let source = ManualSource()
-            let producer = try await deployment.contexts[0].resumableStream(id, source: source.make).reader()
-            source.send("0 ")
-            let follower = try await deployment.contexts[1].resumeExistingStream(id).reader()
+            let (source, producer, follower) = try await Self.createAndFollow(id, in: deployment)
             let followed = Tally()
-            let reading = Task {
-                var text = ""
-                for try await chunk in follower {
-                    text += chunk.text
-                    followed.add()
-                }
-                return text
-            }
+            async let followedText = Self.read(follower, counting: followed)
             let feed = Feed(source, first: 1)
             feed.send(9)
             await followed.wait(until: 1)
@@ -121,7 +111,7 @@ struct ClusterTests {
             source.finish()
             let expected = "0 " + feed.text
             #expect(try await producer.text() == expected)
-            #expect(try await reading.value == expected)
+            #expect(try await followedText == expected)
         }
     }
 }
@@ -142,19 +132,9 @@ extension ClusterTests {
             $0.replayGrace = .seconds(30)
             $0.watchdogInterval = .milliseconds(200)
         }) { deployment throws in
-            let source = ManualSource()
-            let producer = try await deployment.contexts[0].resumableStream(id, source: source.make).reader()
-            source.send("0 ")
-            let follower = try await deployment.contexts[1].resumeExistingStream(id).reader()
+            let (source, producer, follower) = try await Self.createAndFollow(id, in: deployment)
             let followed = Tally()
-            let reading = Task {
-                var text = ""
-                for try await chunk in follower {
-                    text += chunk.text
-                    followed.add()
-                }
-                return text
-            }
+            async let followedText = Self.read(follower, counting: followed)
             let feed = Feed(source, first: 1)
             feed.send(9)
             await followed.wait(until: 1)
@@ -170,8 +150,29 @@ extension ClusterTests {
             source.finish()
             let expected = "0 " + feed.text
             #expect(try await producer.text() == expected)
-            #expect(try await reading.value == expected)
+            #expect(try await followedText == expected)
         }
+    }
+}
+
+extension ClusterTests {
+    /// A stream created on context 0 with `0 ` as its first chunk, and its follower on context 1.
+    static func createAndFollow(_ id: String, in deployment: Deployment) async throws -> (ManualSource, ResumableStreamReader, ResumableStreamReader) {
+        let source = ManualSource()
+        let producer = try await deployment.contexts[0].resumableStream(id, source: source.make).reader()
+        source.send("0 ")
+        let follower = try await deployment.contexts[1].resumeExistingStream(id).reader()
+        return (source, producer, follower)
+    }
+
+    /// The reader's whole text, counting its chunks as they come.
+    static func read(_ reader: ResumableStreamReader, counting chunks: Tally) async throws -> String {
+        var text = ""
+        for try await chunk in reader {
+            text += chunk.text
+            chunks.add()
+        }
+        return text
     }
 }
 
