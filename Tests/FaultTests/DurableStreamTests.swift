@@ -11,9 +11,7 @@ extension FaultTests {
     /// end to a new reader from 0 and from the middle, and HEAD says failed at that length.
     @Test func durableProducerKilledMidStream() async throws {
         try await FaultHarness.run { h in
-            let redis = try await h.startRedis()
-            let a = try await h.startServer("A", redis: redis, options: Self.durable())
-            let b = try await h.startServer("B", redis: redis, options: Self.durable())
+            let (redis, a, b) = try await h.startRedisAndTwoServers(options: Self.durable())
             let demo = Demo(count: 200, intervalMs: 50)
 
             let creatorResponse = try await h.openStream(.POST, "\(a.base)/streams/lost", body: demo.body, "the creator on A")
@@ -59,11 +57,8 @@ extension FaultTests {
     /// with its length; and nothing the stream left in Redis is kept forever.
     @Test func durableStreamReadAfterItsGraceWithItsProducerGone() async throws {
         try await FaultHarness.run { h in
-            let redis = try await h.startRedis()
             let grace = Duration.seconds(1)
-            let options = Self.durable(replayGraceSeconds: 1)
-            let a = try await h.startServer("A", redis: redis, options: options)
-            let b = try await h.startServer("B", redis: redis, options: options)
+            let (redis, a, b) = try await h.startRedisAndTwoServers(options: Self.durable(replayGraceSeconds: 1))
             let demo = Demo(count: 30, intervalMs: 10)
             let length = demo.text.utf16.count
 
@@ -113,10 +108,7 @@ extension FaultTests {
     /// gets in once A's lease has run out, and the follower reads the whole text exactly once.
     @Test func ingestKilledHalfwayIsContinuedOnAnotherInstance() async throws {
         try await FaultHarness.run { h in
-            let redis = try await h.startRedis()
-            let options = Self.durable(ingestReattachSeconds: 10)
-            let a = try await h.startServer("A", redis: redis, options: options)
-            let b = try await h.startServer("B", redis: redis, options: options)
+            let (redis, a, b) = try await h.startRedisAndTwoServers(options: Self.durable(ingestReattachSeconds: 10))
             let lines = Self.lines(count: 12)
             let source = lines.joined()
             let half = 6
@@ -190,10 +182,7 @@ extension FaultTests {
     /// its text goes on the stream, the other is refused as `stream_has_producer`.
     @Test func twoConcurrentContinuationsOneWins() async throws {
         try await FaultHarness.run { h in
-            let redis = try await h.startRedis()
-            let options = Self.durable(ingestReattachSeconds: 10)
-            let a = try await h.startServer("A", redis: redis, options: options)
-            let b = try await h.startServer("B", redis: redis, options: options)
+            let (redis, a, b) = try await h.startRedisAndTwoServers(options: Self.durable(ingestReattachSeconds: 10))
             let lines = Self.lines(count: 8)
             let first = lines[..<3].joined()
             let stored = first.utf16.count
@@ -273,11 +262,8 @@ extension FaultTests {
     /// stored length, and a continuation is refused as `stream_done`.
     @Test func detachedIngestEndsLostAfterItsReattachWindow() async throws {
         try await FaultHarness.run { h in
-            let redis = try await h.startRedis()
             let reattach = Duration.seconds(2)
-            let options = Self.durable(ingestReattachSeconds: 2)
-            let a = try await h.startServer("A", redis: redis, options: options)
-            let b = try await h.startServer("B", redis: redis, options: options)
+            let (redis, a, b) = try await h.startRedisAndTwoServers(options: Self.durable(ingestReattachSeconds: 2))
             let lines = Self.lines(count: 3)
             let sent = lines.joined()
             let stored = sent.utf16.count
@@ -365,6 +351,14 @@ extension String {
 extension FaultHarness {
     /// Opens `url` (a GET, with `headers`) and reads its events beside the test, until the
     /// response ends or `timeout`.
+    /// A redis-server of this test's, and instances A and B on it.
+    func startRedisAndTwoServers(options: ServerOptions) async throws -> (RedisProcess, ServerProcess, ServerProcess) {
+        let redis = try await startRedis()
+        let a = try await startServer("A", redis: redis, options: options)
+        let b = try await startServer("B", redis: redis, options: options)
+        return (redis, a, b)
+    }
+
     func follow(_ url: String, headers: [(String, String)] = [], _ what: String, timeout: Duration = .seconds(60), sourceLocation: SourceLocation = #_sourceLocation) async throws -> Observed<StreamRead> {
         let response = try await openStream(.GET, url, headers: headers, what, timeout: timeout, sourceLocation: sourceLocation)
         let read = Observed(StreamRead())

@@ -14,8 +14,7 @@ struct ClusterTests {
         var ids: [Int: String] = [:]
         for candidate in 0..<1_000 where ids.count < cluster.nodes.count {
             let id = "shard-\(candidate)"
-            let master = try #require(map.master(of: HashSlot.of(WireProtocol.tag(id))))
-            let node = try #require(cluster.nodes.firstIndex { $0.port == master.port })
+            let node = try cluster.owner(of: HashSlot.of(WireProtocol.tag(id)), in: map)
             if ids[node] == nil { ids[node] = id }
         }
         return ids
@@ -89,29 +88,20 @@ struct ClusterTests {
         }) { deployment throws in
             let id = "migrating"
             let slot = HashSlot.of(WireProtocol.tag(id))
-            let (source, producer, follower) = try await Self.createAndFollow(id, in: deployment)
-            let followed = Tally()
-            async let followedText = Self.read(follower, counting: followed)
-            let feed = Feed(source, first: 1)
-            feed.send(9)
-            await followed.wait(until: 1)
-            let from = try await cluster.node(servingSlot: slot)
-            let to = (from + 1) % cluster.nodes.count
-            try await cluster.migrate(slot: slot, to: to) { feed.send(10) }
-            #expect(try await cluster.node(servingSlot: slot) == to)
-            // The producer's request channel followed its slot: the old master dropped it, and
-            // the producer subscribed it again on the new one.
-            let requests = deployment.wire.requestChannel(id)
-            try await using(try await cluster.client(node: to), close: { await $0.close() }) { target in
-                try await eventually {
-                    try await target.send("PUBSUB", "SHARDNUMSUB", .string(requests)).array?.last?.integer == 1
+            try await Self.streamThrough(id, in: deployment) { feed in
+                let from = try await cluster.node(servingSlot: slot)
+                let to = (from + 1) % cluster.nodes.count
+                try await cluster.migrate(slot: slot, to: to) { feed.send(10) }
+                #expect(try await cluster.node(servingSlot: slot) == to)
+                // The producer's request channel followed its slot: the old master dropped it, and
+                // the producer subscribed it again on the new one.
+                let requests = deployment.wire.requestChannel(id)
+                try await using(try await cluster.client(node: to), close: { await $0.close() }) { target in
+                    try await eventually {
+                        try await target.send("PUBSUB", "SHARDNUMSUB", .string(requests)).array?.last?.integer == 1
+                    }
                 }
             }
-            feed.send(10)
-            source.finish()
-            let expected = "0 " + feed.text
-            #expect(try await producer.text() == expected)
-            #expect(try await followedText == expected)
         }
     }
 }
@@ -132,37 +122,40 @@ extension ClusterTests {
             $0.replayGrace = .seconds(30)
             $0.watchdogInterval = .milliseconds(200)
         }) { deployment throws in
-            let (source, producer, follower) = try await Self.createAndFollow(id, in: deployment)
-            let followed = Tally()
-            async let followedText = Self.read(follower, counting: followed)
-            let feed = Feed(source, first: 1)
-            feed.send(9)
-            await followed.wait(until: 1)
-            cluster.crash(node: master)
-            feed.send(10)
-            // The replica serves the slot once the other masters have counted its master failed.
-            let admin = try #require(deployment.cluster)
-            try await eventually(timeout: .seconds(30)) {
-                try? await admin.refreshMap()
-                return admin.slotMap.master(of: slot)?.port == replica
+            try await Self.streamThrough(id, in: deployment) { feed in
+                cluster.crash(node: master)
+                feed.send(10)
+                // The replica serves the slot once the other masters have counted its master failed.
+                let admin = try #require(deployment.cluster)
+                try await eventually(timeout: .seconds(30)) {
+                    try? await admin.refreshMap()
+                    return admin.slotMap.master(of: slot)?.port == replica
+                }
             }
-            feed.send(10)
-            source.finish()
-            let expected = "0 " + feed.text
-            #expect(try await producer.text() == expected)
-            #expect(try await followedText == expected)
         }
     }
 }
 
 extension ClusterTests {
-    /// A stream created on context 0 with `0 ` as its first chunk, and its follower on context 1.
-    static func createAndFollow(_ id: String, in deployment: Deployment) async throws -> (ManualSource, ResumableStreamReader, ResumableStreamReader) {
+    /// A stream created on context 0 and followed on context 1, fed numbered chunks: ten, then
+    /// whatever `fault` does (it may feed more), then ten more. The creator and the follower must
+    /// each get the whole text.
+    static func streamThrough(_ id: String, in deployment: Deployment, _ fault: (Feed) async throws -> Void) async throws {
         let source = ManualSource()
         let producer = try await deployment.contexts[0].resumableStream(id, source: source.make).reader()
         source.send("0 ")
         let follower = try await deployment.contexts[1].resumeExistingStream(id).reader()
-        return (source, producer, follower)
+        let followed = Tally()
+        async let followedText = read(follower, counting: followed)
+        let feed = Feed(source, first: 1)
+        feed.send(9)
+        await followed.wait(until: 1)
+        try await fault(feed)
+        feed.send(10)
+        source.finish()
+        let expected = "0 " + feed.text
+        #expect(try await producer.text() == expected)
+        #expect(try await followedText == expected)
     }
 
     /// The reader's whole text, counting its chunks as they come.
@@ -177,7 +170,7 @@ extension ClusterTests {
 }
 
 /// Numbered chunks for a source, from any task: what was sent is ``text``.
-private final class Feed: Sendable {
+final class Feed: Sendable {
     private let source: ManualSource
     private let state: Mutex<(next: Int, text: String)>
 

@@ -9,14 +9,21 @@ public func eventually(
     sourceLocation: SourceLocation = #_sourceLocation,
     _ condition: () async throws -> Bool
 ) async throws {
-    let deadline = ContinuousClock.now + timeout
+    if try await poll(until: ContinuousClock.now + timeout, condition) { return }
+    Issue.record("the condition did not hold within \(timeout)", sourceLocation: sourceLocation)
+}
+
+/// Checks `condition` again and again until it holds (`true`) or `deadline` passes (`false`).
+/// ``eventually(timeout:sourceLocation:_:)`` records an issue on `false`; set-up code (a cluster
+/// that must form) throws its own error with what it saw.
+public func poll(until deadline: ContinuousClock.Instant, _ condition: () async throws -> Bool) async throws -> Bool {
     // Checks again after a short wait that grows to 20 ms: spinning on Task.yield would take the
     // cores from the very work the condition waits for, when many tests wait at once.
     var interval = Duration.microseconds(100)
     while ContinuousClock.now < deadline {
-        if try await condition() { return }
+        if try await condition() { return true }
         try await Task.sleep(for: interval)
         interval = min(interval * 2, .milliseconds(20))
     }
-    Issue.record("the condition did not hold within \(timeout)", sourceLocation: sourceLocation)
+    return false
 }

@@ -216,37 +216,42 @@ public final class PrivateRedisCluster: Sendable {
         deadline: ContinuousClock.Instant,
         directory: URL
     ) async throws -> [Node] {
-        var interval = Duration.milliseconds(1)
-        while true {
-            var maps: [ClusterSlotMap] = []
-            for (client, port) in zip(clients, ports) {
-                guard let info = try? await client.send("CLUSTER", "INFO").string, info.contains("cluster_state:ok"),
-                    let reply = try? await client.send("CLUSTER", "SLOTS"),
-                    let map = try? ClusterSlotMap(slotsReply: reply, answeredBy: RedisClusterNode(host: "127.0.0.1", port: port)),
-                    map.isComplete, map.nodes.map(\.port).sorted() == ports.sorted()
-                else { break }
-                maps.append(map)
-            }
-            if maps.count == ports.count, let map = maps.first {
-                // Slot order: by the first slot each master serves.
-                let first = Dictionary(uniqueKeysWithValues: ports.map { port in
-                    (port, (0..<HashSlot.count).first { map.master(of: $0)?.port == port } ?? HashSlot.count)
-                })
-                var nodes: [Node] = []
-                for (client, port) in zip(clients, ports) {
-                    guard let id = try await client.send("CLUSTER", "MYID").string else {
-                        throw StartFailed(reason: "CLUSTER MYID gave no ID", directory: directory, ports: ports)
-                    }
-                    nodes.append(Node(port: port, url: "redis://:\(password)@127.0.0.1:\(port)", id: id))
-                }
-                return nodes.sorted { first[$0.port, default: 0] < first[$1.port, default: 0] }
-            }
-            guard ContinuousClock.now < deadline else {
-                throw StartFailed(reason: "the cluster did not agree on its slots within \(startTimeout)", directory: directory, ports: ports)
-            }
-            try await Task.sleep(for: interval)
-            interval = min(interval * 2, .milliseconds(20))
+        var formed: [Node]?
+        _ = try await poll(until: deadline) {
+            formed = try await formedNodes(clients: clients, ports: ports, password: password, directory: directory)
+            return formed != nil
         }
+        guard let formed else {
+            throw StartFailed(reason: "the cluster did not agree on its slots within \(startTimeout)", directory: directory, ports: ports)
+        }
+        return formed
+    }
+
+    /// The nodes in slot order with their IDs, once every node says `cluster_state:ok` and knows a
+    /// master of every slot among `ports`; `nil` before.
+    private static func formedNodes(clients: [RedisClient], ports: [Int], password: String, directory: URL) async throws -> [Node]? {
+        var maps: [ClusterSlotMap] = []
+        for (client, port) in zip(clients, ports) {
+            guard let info = try? await client.send("CLUSTER", "INFO").string, info.contains("cluster_state:ok"),
+                let reply = try? await client.send("CLUSTER", "SLOTS"),
+                let map = try? ClusterSlotMap(slotsReply: reply, answeredBy: RedisClusterNode(host: "127.0.0.1", port: port)),
+                map.isComplete, map.nodes.map(\.port).sorted() == ports.sorted()
+            else { return nil }
+            maps.append(map)
+        }
+        guard let map = maps.first else { return nil }
+        // Slot order: by the first slot each master serves.
+        let first = Dictionary(uniqueKeysWithValues: ports.map { port in
+            (port, (0..<HashSlot.count).first { map.master(of: $0)?.port == port } ?? HashSlot.count)
+        })
+        var nodes: [Node] = []
+        for (client, port) in zip(clients, ports) {
+            guard let id = try await client.send("CLUSTER", "MYID").string else {
+                throw StartFailed(reason: "CLUSTER MYID gave no ID", directory: directory, ports: ports)
+            }
+            nodes.append(Node(port: port, url: "redis://:\(password)@127.0.0.1:\(port)", id: id))
+        }
+        return nodes.sorted { first[$0.port, default: 0] < first[$1.port, default: 0] }
     }
 
     /// For the cluster's own checks and moves: quick to give up on a node that does not answer.
@@ -317,16 +322,14 @@ public final class PrivateRedisCluster: Sendable {
         guard status == 0 else {
             throw StartFailed(reason: "redis-cli --cluster add-node exited with \(status)", directory: directory, ports: [replica.port])
         }
-        var interval = Duration.milliseconds(5)
-        while true {
+        let inSync = try await poll(until: deadline) {
             let replication = try await withAdminClient(master) { try await $0.send("INFO", "replication").string } ?? ""
-            if replication.contains("port=\(replica.port),state=online") { return replica.port }
-            guard ContinuousClock.now < deadline else {
-                throw StartFailed(reason: "the replica on \(replica.port) did not come in sync", directory: directory, ports: [replica.port])
-            }
-            try await Task.sleep(for: interval)
-            interval = min(interval * 2, .milliseconds(50))
+            return replication.contains("port=\(replica.port),state=online")
         }
+        guard inSync else {
+            throw StartFailed(reason: "the replica on \(replica.port) did not come in sync", directory: directory, ports: [replica.port])
+        }
+        return replica.port
     }
 
     private func signal(node: Int, _ signal: Int32) {
@@ -346,9 +349,14 @@ public final class PrivateRedisCluster: Sendable {
         try await RedisClient.connect(configuration: configuration(node: node))
     }
 
-    /// The index of the master that serves `slot`, from `CLUSTER SLOTS`: asked of the nodes in
-    /// turn, skipping any that does not answer (a paused one).
+    /// The index of the master that serves `slot`, from `CLUSTER SLOTS`.
     public func node(servingSlot slot: Int) async throws -> Int {
+        try owner(of: slot, in: await slotMap())
+    }
+
+    /// The slot map, as `CLUSTER SLOTS` gives it: asked of the nodes in turn, skipping any that
+    /// does not answer (a paused one). Read it once to place many slots (``owner(of:in:)``).
+    public func slotMap() async throws -> ClusterSlotMap {
         var unanswered: (any Error)?
         for (index, node) in nodes.enumerated() {
             let reply: RedisReply
@@ -358,13 +366,17 @@ public final class PrivateRedisCluster: Sendable {
                 unanswered = error
                 continue
             }
-            let map = try ClusterSlotMap(slotsReply: reply, answeredBy: RedisClusterNode(host: "127.0.0.1", port: node.port))
-            guard let master = map.master(of: slot), let owner = nodes.firstIndex(where: { $0.port == master.port }) else {
-                throw ClusterError(message: "node \(index) knows no master of slot \(slot)")
-            }
-            return owner
+            return try ClusterSlotMap(slotsReply: reply, answeredBy: RedisClusterNode(host: "127.0.0.1", port: node.port))
         }
         throw unanswered ?? ClusterError(message: "no node to ask")
+    }
+
+    /// The index of the master that serves `slot` in `map`.
+    public func owner(of slot: Int, in map: ClusterSlotMap) throws -> Int {
+        guard let master = map.master(of: slot), let owner = nodes.firstIndex(where: { $0.port == master.port }) else {
+            throw ClusterError(message: "no master of this cluster serves slot \(slot)")
+        }
+        return owner
     }
 
     /// Moves `slot` to master `target` as `redis-cli --cluster reshard` does: `CLUSTER SETSLOT
