@@ -27,6 +27,9 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        // Bearer tokens for write (and optionally read) access: HS256, RS256 and ES256 checked by
+        // a maintained library rather than by crypto of our own.
+        .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.7.1"),
     ],
     targets: [
         // The only C in the project: hiredis, plus a header of inline functions that hide the
@@ -80,6 +83,7 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "JWTKit", package: "jwt-kit"),
             ]
         ),
         // The service: configuration, broker choice, metrics and lifecycle around the routes.
@@ -98,8 +102,15 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
-            ]
+            ],
+            // The demo page, the browser client and the OpenAPI document, embedded in the binary
+            // by the EmbedAssets plugin.
+            exclude: ["Public"],
+            plugins: ["EmbedAssets"]
         ),
+        // The plugin's tool: writes a target's Public/ files into a Swift source file.
+        .executableTarget(name: "EmbedAssetsTool"),
+        .plugin(name: "EmbedAssets", capability: .buildTool(), dependencies: ["EmbedAssetsTool"]),
         .executableTarget(
             name: "ResumableStreamServerMain",
             dependencies: [
