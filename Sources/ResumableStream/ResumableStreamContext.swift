@@ -116,6 +116,9 @@ public final class ResumableStreamContext: Service, Sendable {
     private func followStored(_ streamId: String, resumeAt: Int) async throws -> ResumableStreamResult? {
         guard let store = core.store else { return nil }
         switch try await core.brokered({ try await store.inspect(core.wire.storedKeys(streamId), times: core.storedTimes) }) {
+        case .ended(let length, _) where resumeAt > length:
+            // Refused before it starts, as a finished stream in memory is: a reader could only fail.
+            throw ResumableStreamError.offsetBeyondEnd(offset: resumeAt, length: length)
         case .live, .ended: return try await follow(streamId, resumeAt: resumeAt, viaStore: true)
         case .none(sentinel: .live): return try await follow(streamId, resumeAt: resumeAt, viaStore: false)
         case .none(sentinel: .finished): return .finished

@@ -100,6 +100,9 @@ public struct ResumableStreamRoutes<Context: RequestContext>: Sendable {
         router.delete("streams/{id}") { _, context in
             try await refusing { try await cancel(context) }
         }
+        router.refuseOtherMethods("streams/{id}", allowing: [.get, .head, .post, .delete])
+        router.refuseOtherMethods("streams/{id}/ingest", allowing: [.post])
+        router.refuseOtherMethods("streams/{id}/status", allowing: [.get])
     }
 
     /// `/healthz`: the process is up. `/readyz`: it can take streams (the broker answers, and the
@@ -119,6 +122,8 @@ public struct ResumableStreamRoutes<Context: RequestContext>: Sendable {
                 return try json(["status": "ready"])
             }
         }
+        router.refuseOtherMethods("healthz", allowing: [.get])
+        router.refuseOtherMethods("readyz", allowing: [.get])
     }
 
     static var lastEventID: HTTPField.Name { HTTPField.Name("Last-Event-ID")! }

@@ -137,6 +137,7 @@ public struct StreamServer: Sendable {
         routes.addHealthRoutes(to: router)
         let exporter = MetricsExporter(registry: metrics, context: context)
         router.get("metrics") { _, _ in exporter.response() }
+        router.refuseOtherMethods("metrics", allowing: [.get])
         WebAssets().addRoutes(to: router)
 
         let application = Application(

@@ -35,6 +35,7 @@ struct WebAssets: Sendable {
             router.get(RouterPath(path)) { request, _ in
                 Self.response(asset, request: request, path: path)
             }
+            router.refuseOtherMethods(RouterPath(path), allowing: [.get])
         }
     }
 
