@@ -135,6 +135,8 @@ let package = Package(
                 "ResumableStream",
                 "TestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                // Tokens signed as an issuer would sign them.
+                .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -14,6 +14,8 @@ public struct APIError: HTTPResponseError, Sendable, Equatable {
     /// The stream's stored length, for errors about where a producer may continue it; also sent
     /// as the `Stream-Length` header.
     public let length: Int?
+    /// More headers of the response: `WWW-Authenticate` on a refused token, CORS headers.
+    public var headers: HTTPFields = [:]
 
     public init(_ status: HTTPResponse.Status, _ code: String, _ message: String, state: String? = nil, length: Int? = nil) {
         self.status = status
@@ -28,6 +30,7 @@ public struct APIError: HTTPResponseError, Sendable, Equatable {
         if let length {
             headers[ResumableStreamHeaders.streamLength] = String(length)
         }
+        headers.append(contentsOf: self.headers)
         return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: jsonBody)))
     }
 

@@ -37,6 +37,9 @@ public struct ResumableStreamRoutes<Context: RequestContext>: Sendable {
         public var writeSize = 4 * 1024
         /// Where idle timers run.
         public var eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+        /// Asked before each request about a stream does anything (``JWTStreamAccess``, or an
+        /// application's own); `nil` lets every request through.
+        public var access: (any StreamAccessControl)? = nil
 
         public init() {}
     }
@@ -65,16 +68,26 @@ public struct ResumableStreamRoutes<Context: RequestContext>: Sendable {
 
     public func addRoutes(to router: some RouterMethods<Context>) {
         router.post("streams/{id}") { request, context in
-            try await refusing { try await create(request, context) }
+            try await refusing {
+                try await authorize(.create, request, context)
+                return try await create(request, context)
+            }
         }
         router.post("streams/{id}/ingest") { request, context in
-            try await refusing { try await ingest(request, context) }
+            try await refusing {
+                try await authorize(.ingest, request, context)
+                return try await ingest(request, context)
+            }
         }
         router.get("streams/{id}") { request, context in
-            try await refusing { try await resume(request, context) }
-        }
-        router.head("streams/{id}") { _, context in
             try await refusing {
+                try await authorize(.read, request, context)
+                return try await resume(request, context)
+            }
+        }
+        router.head("streams/{id}") { request, context in
+            try await refusing {
+                try await authorize(.read, request, context)
                 let id = try streamId(context)
                 let status = try await self.context.status(of: id)
                 var headers = HTTPFields()
@@ -91,14 +104,18 @@ public struct ResumableStreamRoutes<Context: RequestContext>: Sendable {
         }
         router.get("streams/{id}/status") { request, context in
             try await refusing {
+                try await authorize(.read, request, context)
                 let id = try streamId(context)
                 let state = try await self.context.state(of: id)
                 guard state != .none else { throw APIError.notFound(id) }
                 return try json(["id": id, "state": state.name])
             }
         }
-        router.delete("streams/{id}") { _, context in
-            try await refusing { try await cancel(context) }
+        router.delete("streams/{id}") { request, context in
+            try await refusing {
+                try await authorize(.cancel, request, context)
+                return try await cancel(context)
+            }
         }
         router.refuseOtherMethods("streams/{id}", allowing: [.get, .head, .post, .delete])
         router.refuseOtherMethods("streams/{id}/ingest", allowing: [.post])
@@ -242,7 +259,7 @@ public struct ResumableStreamRoutes<Context: RequestContext>: Sendable {
 
     // MARK: - Input
 
-    private func streamId(_ context: Context) throws -> String {
+    func streamId(_ context: Context) throws -> String {
         guard let raw = context.parameters.get("id"), let id = Self.percentDecoded(raw) else {
             throw APIError(.badRequest, "invalid_stream_id", "the stream id is not valid percent-encoded UTF-8")
         }

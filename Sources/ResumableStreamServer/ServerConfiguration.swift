@@ -56,6 +56,15 @@ public struct ServerConfiguration: Sendable {
     public var ingestReattachSeconds = 30
     /// Origins the `proxy` source may reach (`*` for any); empty switches it off.
     public var proxyAllowedOrigins: [String] = []
+    /// The HS256 secret that write tokens are signed with (32 bytes or more).
+    public var jwtSecret: String?
+    /// A PEM public key (RSA for RS256, P-256 EC for ES256) that write tokens are verified with.
+    /// With neither this nor ``jwtSecret``, anyone who reaches the service may write any stream.
+    public var jwtPublicKeyFile: String?
+    /// Whether reads need a token too (needs a key).
+    public var requireReadToken = false
+    /// The origins whose web pages may call the service (`*` for any); empty: no CORS headers.
+    public var corsAllowedOrigins: [String] = []
     public var logLevel: Logger.Level = .info
 
     public init() {}

@@ -36,6 +36,9 @@ public struct StreamServer: Sendable {
         var logger = logger
         logger.logLevel = configuration.logLevel
         self.configuration = configuration
+        // Checked before anything connects, so that a setting that stops the start leaves nothing open.
+        let access = try await configuration.streamAccess()
+        let crossOrigin = try configuration.crossOriginPolicy()
 
         var services: [any Service] = []
         let broker: any StreamBroker
@@ -127,11 +130,16 @@ public struct StreamServer: Sendable {
         routesConfiguration.maxRequestBodySize = configuration.maxRequestBodySize
         routesConfiguration.heartbeatInterval = configuration.heartbeatInterval
         routesConfiguration.retryMilliseconds = configuration.retryMilliseconds
+        routesConfiguration.access = access
         let routes = ResumableStreamRoutes<StreamRequestContext>(context: context, sources: registry, configuration: routesConfiguration)
         self.routes = routes
 
         let router = Router(context: StreamRequestContext.self)
         router.add(middleware: MetricsMiddleware())
+        // Before the JSON errors, whose responses it adds its headers to.
+        if let policy = crossOrigin {
+            router.add(middleware: CrossOriginMiddleware(policy: policy))
+        }
         router.add(middleware: JSONErrorMiddleware())
         routes.addRoutes(to: router)
         routes.addHealthRoutes(to: router)

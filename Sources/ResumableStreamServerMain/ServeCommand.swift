@@ -95,6 +95,21 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Comma-separated origins the proxy source may reach, or * (PROXY_ALLOWED_ORIGINS); none by default.")
     var proxyAllowedOrigins = Self.environment("PROXY_ALLOWED_ORIGINS") ?? ""
 
+    // No default from the environment here, unlike the other flags: --help prints defaults.
+    @Option(name: .customLong("jwt-secret"), help: "HS256 secret of the tokens that creating, ingesting and cancelling need, 32 bytes or more (JWT_SECRET). Without a key, anyone who reaches the service may write any stream.")
+    var jwtSecretFlag: String?
+
+    var jwtSecret: String { jwtSecretFlag ?? Self.environment("JWT_SECRET") ?? "" }
+
+    @Option(name: .customLong("jwt-public-key-file"), help: "PEM public key the tokens are verified with instead: RSA for RS256, P-256 EC for ES256 (JWT_PUBLIC_KEY_FILE).")
+    var jwtPublicKeyFile = Self.environment("JWT_PUBLIC_KEY_FILE") ?? ""
+
+    @Flag(inversion: .prefixedNo, help: "Reads (GET, HEAD, /status) need a token too, in the Authorization header or the access_token query parameter; needs a key (REQUIRE_READ_TOKEN=true).")
+    var requireReadToken = Self.boolean("REQUIRE_READ_TOKEN") ?? false
+
+    @Option(help: "Comma-separated origins whose web pages may call the service (https://app.example.com), or * (CORS_ALLOWED_ORIGINS); no CORS headers without it.")
+    var corsAllowedOrigins = Self.environment("CORS_ALLOWED_ORIGINS") ?? ""
+
     @Option(help: "trace, debug, info, notice, warning, error or critical (LOG_LEVEL).")
     var logLevel = Self.environment("LOG_LEVEL") ?? "info"
 
@@ -112,6 +127,10 @@ struct ServeCommand: AsyncParsableCommand {
                 throw ValidationError("\(name)='\(value)' is not an integer")
             }
         }
+        if let value = Self.environment("REQUIRE_READ_TOKEN"), Self.boolean("REQUIRE_READ_TOKEN") == nil {
+            throw ValidationError("REQUIRE_READ_TOKEN='\(value)' is not true or false")
+        }
+        // Keys, origins and what needs them are checked by the server as it starts (StreamAccessConfigurationError).
         guard let durable = ResumableStreamDurability(rawValue: durability) else {
             throw ValidationError("--durability must be memory or redis, not '\(durability)'")
         }
@@ -182,6 +201,10 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.ingestReattachSeconds = ingestReattachSeconds
         configuration.proxyAllowedOrigins = proxyAllowedOrigins.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
         configuration.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+        configuration.jwtSecret = jwtSecret.isEmpty ? nil : jwtSecret
+        configuration.jwtPublicKeyFile = jwtPublicKeyFile.isEmpty ? nil : jwtPublicKeyFile
+        configuration.requireReadToken = requireReadToken
+        configuration.corsAllowedOrigins = corsAllowedOrigins.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
 
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
@@ -204,12 +227,26 @@ struct ServeCommand: AsyncParsableCommand {
             logger.info("listening on http://\(host):\(port) with \(broker)")
             logger.info("try: curl -N -X POST http://\(host):\(port)/streams/hello -H 'Content-Type: application/json' -d '{\"source\":\"demo\",\"parameters\":{\"count\":20,\"intervalMs\":200}}'")
         }
+        if let algorithm = server.tokenAlgorithm {
+            logger.info("creating, ingesting and cancelling need a \(algorithm) token; reading \(requireReadToken ? "does too" : "is public")")
+        } else {
+            logger.warning("writes are open: anyone who reaches this instance can create, ingest into and cancel any stream (give --jwt-secret or --jwt-public-key-file)")
+        }
         try await server.run()
     }
 
     static func environment(_ name: String) -> String? {
         guard let value = getenv(name) else { return nil }
         return String(cString: value)
+    }
+
+    /// `nil` when unset or neither true nor false (`1`/`0`, `yes`/`no` too); ``validate()`` refuses the latter.
+    static func boolean(_ name: String) -> Bool? {
+        switch environment(name)?.lowercased() {
+        case "true", "1", "yes": return true
+        case "false", "0", "no", "": return false
+        default: return nil
+        }
     }
 
     /// `nil` when unset or not an integer; ``validate()`` refuses the latter.
