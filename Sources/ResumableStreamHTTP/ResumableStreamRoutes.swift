@@ -292,8 +292,12 @@ public struct ResumableStreamRoutes<Context: RequestContext>: Sendable {
 
     static func offset(_ request: Request) throws -> Int {
         let header = request.headers[lastEventID].flatMap { $0.isEmpty ? nil : $0 }
-        guard let text = header ?? request.uri.queryParameters.get("resumeAt") else { return 0 }
-        let name = header != nil ? "Last-Event-ID" : "resumeAt"
+        // Checked even when the header wins: a malformed `resumeAt` is refused whenever it is sent.
+        let query = try request.uri.queryParameters.get("resumeAt").map { try offset($0, name: "resumeAt") }
+        return try header.map { try offset($0, name: "Last-Event-ID") } ?? query ?? 0
+    }
+
+    private static func offset(_ text: String, name: String) throws -> Int {
         guard !text.isEmpty, text.utf8.count <= 18, text.utf8.allSatisfy({ (0x30...0x39).contains($0) }), let offset = Int(text) else {
             throw APIError(.badRequest, "invalid_offset", "\(name) must be a non-negative integer, not '\(text.prefix(40))'")
         }

@@ -52,6 +52,17 @@ struct APIConformanceTests {
         }
     }
 
+    /// `Last-Event-ID` wins over `resumeAt`, and a malformed `resumeAt` is refused all the same
+    /// (it was ignored when the header came with it).
+    @Test func aMalformedResumeAtIsRefusedBesideALastEventID() async throws {
+        try await withServers(1, redis: false) { servers in
+            let (status, object) = try await Client.json(.GET, "\(servers[0].base)/streams/a?resumeAt=null", headers: [("Last-Event-ID", "4")])
+            #expect(status == 400)
+            #expect(object["error"] as? String == "invalid_offset")
+            #expect((object["message"] as? String)?.hasPrefix("resumeAt") == true)
+        }
+    }
+
     /// A durable stream that has ended refuses an offset past its end with `416` before the
     /// response starts, as a finished stream in memory does, rather than a `200` whose stream
     /// fails at once (in raw mode: a body broken off).
