@@ -27,25 +27,44 @@ final class ChildProcess: Sendable {
     let name: String
     let pid: pid_t
     let logPath: String
+    /// Whether the process leads a process group of its own, which is killed with it: for
+    /// programs that start processes of their own (nginx's workers, Chromium's renderers).
+    let leadsGroup: Bool
     private let termination = Mutex<Termination?>(nil)
 
-    private init(name: String, pid: pid_t, logPath: String) {
+    private init(name: String, pid: pid_t, logPath: String, leadsGroup: Bool) {
         self.name = name
         self.pid = pid
         self.logPath = logPath
+        self.leadsGroup = leadsGroup
     }
 
     /// Starts `executable` with `arguments`; its stdout and stderr go to `logPath` (appended).
-    static func spawn(name: String, executable: String, arguments: [String], logPath: String) throws -> ChildProcess {
+    /// `descriptors` are given to the child as its descriptors 3, 4 and on, in that order (the
+    /// pipes of Chromium's `--remote-debugging-pipe`); `leadsGroup` puts it in a process group of
+    /// its own.
+    static func spawn(name: String, executable: String, arguments: [String], logPath: String, descriptors: [CInt] = [], leadsGroup: Bool = false) throws -> ChildProcess {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, logPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        // Copied above the numbers they go to first, so that no dup2 overwrites another's source;
+        // the copies close on exec, and dup2 clears that flag on the numbers the child gets.
+        var copies: [CInt] = []
+        defer { copies.forEach { close($0) } }
+        for descriptor in descriptors {
+            let copy = fcntl(descriptor, F_DUPFD_CLOEXEC, 10)
+            guard copy >= 0 else { throw SpawnFailed(executable: executable, code: errno) }
+            copies.append(copy)
+        }
+        for (index, copy) in copies.enumerated() {
+            posix_spawn_file_actions_adddup2(&actions, copy, 3 + CInt(index))
+        }
         // None of the test process's descriptors (its sockets, another child's pipes) leak into
         // the child, where they would outlive the test's own use of them.
-        if let closeFrom = closeFrom { _ = closeFrom(&actions, 3) }
+        if let closeFrom = closeFrom { _ = closeFrom(&actions, 3 + CInt(descriptors.count)) }
 
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
@@ -56,7 +75,8 @@ final class ChildProcess: Sendable {
         var allSignals = sigset_t()
         sigfillset(&allSignals)
         posix_spawnattr_setsigdefault(&attributes, &allSignals)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | (leadsGroup ? POSIX_SPAWN_SETPGROUP : 0)))
+        if leadsGroup { posix_spawnattr_setpgroup(&attributes, 0) }
 
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
@@ -66,7 +86,7 @@ final class ChildProcess: Sendable {
         var pid = pid_t()
         let result = posix_spawn(&pid, executable, &actions, &attributes, argv, environment)
         guard result == 0 else { throw SpawnFailed(executable: executable, code: result) }
-        return ChildProcess(name: name, pid: pid, logPath: logPath)
+        return ChildProcess(name: name, pid: pid, logPath: logPath, leadsGroup: leadsGroup)
     }
 
     /// glibc's `posix_spawn_file_actions_addclosefrom_np` (2.34 and later), which Swift does not
@@ -117,10 +137,11 @@ final class ChildProcess: Sendable {
 
     var isRunning: Bool { poll() == nil }
 
-    /// SIGKILL (which also ends a stopped process) and reaps it. Synchronous, so that a cleanup
-    /// that cannot await (a `defer`) can call it.
+    /// SIGKILL (which also ends a stopped process), to its whole group if it leads one, and reaps
+    /// it. Synchronous, so that a cleanup that cannot await (a `defer`) can call it.
     func killAndReap() {
         termination.withLock { termination in
+            if leadsGroup { kill(-pid, SIGKILL) }
             guard termination == nil else { return }
             kill(pid, SIGKILL)
             var status: Int32 = 0

@@ -112,6 +112,16 @@ final class FaultHarness: Sendable {
         ) { process in register(process) }
     }
 
+    /// Any other process of the test's own (nginx, Chromium, a one-shot script), logged to a
+    /// file named after `logName` and killed with the others when the test ends.
+    func spawn(_ name: String, logName: String, executable: String, arguments: [String], descriptors: [CInt] = [], leadsGroup: Bool = false) throws -> ChildProcess {
+        let process = try ChildProcess.spawn(
+            name: name, executable: executable, arguments: arguments, logPath: newLogPath(logName), descriptors: descriptors, leadsGroup: leadsGroup
+        )
+        register(process)
+        return process
+    }
+
     private func knownFlags(executable: String) async throws -> Set<String> {
         if let known = state.withLock({ $0.knownFlags }) { return known }
         let known = try await ServerExecutable.knownFlags(executable: executable, logPath: newLogPath("help"))
