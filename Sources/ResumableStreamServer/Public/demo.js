@@ -48,6 +48,10 @@ function stateWord(state) {
 class Pane {
     constructor(element) {
         this.element = element;
+        element.append($("#pane-template").content.cloneNode(true));
+        $("[data-field=title]", element).textContent = element.dataset.title;
+        $("[data-field=route]", element).textContent = element.dataset.route;
+        $(".placeholder", element).textContent = element.dataset.placeholder;
         this.fields = {};
         for (const field of element.querySelectorAll("[data-field]")) this.fields[field.dataset.field] = field;
         this.cutButton = $("[data-action=cut]", element);

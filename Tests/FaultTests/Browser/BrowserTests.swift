@@ -20,7 +20,8 @@ extension FaultTests {
                 let creator = "[data-pane=creator]"
                 let follower = "[data-pane=follower]"
 
-                let shown = try await Chromium.withPage(h) { page in
+                // Tall enough for the whole page: the picture has no scroll bar.
+                let shown = try await Chromium.withPage(h, width: 1280, height: 1040) { page in
                     try await page.navigate(to: "\(site.nginx.base)/")
                     try await page.waitUntil("the page's module ran", "document.documentElement.dataset.ready === 'true'")
                     _ = try await page.evaluate("""
