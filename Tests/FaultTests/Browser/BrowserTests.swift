@@ -137,6 +137,55 @@ extension FaultTests {
             }
         }
 
+        /// The client's reading of the event-stream format, in the browser, on text cut at every
+        /// place (a piece may end inside a field or between the CR and LF of a line's end): LF, CR
+        /// and CRLF line ends, `data:` lines joined, an event's name, `id:` alone, `retry:`,
+        /// comments, a field without a colon, unknown fields, and a last event cut short, which is
+        /// never reported.
+        @Test func clientParsesEventStreams() async throws {
+            try await FaultHarness.run { h in
+                _ = try Chromium.executable()
+                let server = try await h.startServer("A", redis: nil)
+                let parsed = try await Chromium.withPage(h) { page in
+                    try await page.navigate(to: "\(server.base)/")
+                    return try await page.evaluate(ParsedStream.self, """
+                        (async () => {
+                          const { EventStreamParser } = await import('/client.js');
+                          const text = ': comment\\nretry: 2500\\nid: 7\\r\\ndata: first line\\r\\ndata:second line\\r\\n\\r\\n'
+                            + 'event: end\\rdata: {"status":"completed"}\\r\\r'
+                            + 'data\\n\\nid: 9\\n\\ndata:  two spaces\\nunknown: x\\n\\ndata: cut short';
+                          const parse = (pieces) => {
+                            const seen = { events: [], retries: [], comments: [] };
+                            const parser = new EventStreamParser({
+                              onEvent: (event) => seen.events.push(event),
+                              onRetry: (retry) => seen.retries.push(retry),
+                              onComment: (comment) => seen.comments.push(comment),
+                            });
+                            for (const piece of pieces) parser.push(piece);
+                            return JSON.stringify(seen);
+                          };
+                          const whole = parse([text]);
+                          const differing = [];
+                          for (let cut = 0; cut <= text.length; cut += 1) {
+                            if (parse([text.slice(0, cut), text.slice(cut)]) !== whole) differing.push(cut);
+                          }
+                          if (parse([...text]) !== whole) differing.push('one character at a time');
+                          return JSON.stringify({ ...JSON.parse(whole), differing });
+                        })()
+                        """)
+                }
+                h.check(parsed.events == [
+                    ParsedStream.Event(id: "7", event: "message", data: "first line\nsecond line"),
+                    ParsedStream.Event(id: nil, event: "end", data: #"{"status":"completed"}"#),
+                    ParsedStream.Event(id: nil, event: "message", data: ""),
+                    ParsedStream.Event(id: "9", event: "message", data: nil),
+                    ParsedStream.Event(id: nil, event: "message", data: " two spaces"),
+                ], "the parser read \(parsed.events)")
+                h.check(parsed.retries == [2500] && parsed.comments == ["comment"], "retries \(parsed.retries), comments \(parsed.comments)")
+                h.check(parsed.differing.isEmpty, "the text cut at \(parsed.differing) parses otherwise than whole")
+            }
+        }
+
         /// The whole text of `demo` in `chunks`, in order, each id the one before plus its length.
         static func checkWhole(_ h: FaultHarness, _ chunks: [DemoPage.Chunk], _ demo: Demo, _ what: String, sourceLocation: SourceLocation = #_sourceLocation) {
             let text = chunks.map(\.data).joined()
@@ -231,6 +280,39 @@ struct DemoPage: Decodable {
           return { creator: pane('creator'), follower: pane('follower'), serverState: document.querySelector('#server-state').textContent };
         })())
         """
+}
+
+/// What the client's parser made of a text.
+struct ParsedStream: Decodable {
+    struct Event: Decodable, Equatable, CustomStringConvertible {
+        let id: String?
+        let event: String
+        let data: String?
+        var description: String { "{id: \(id ?? "-"), event: \(event), data: \(data.map { $0.debugDescription } ?? "-")}" }
+    }
+
+    /// Where a cut made the events, retries or comments differ, or "one character at a time".
+    enum Cut: Decodable, CustomStringConvertible {
+        case at(Int)
+        case other(String)
+
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.singleValueContainer()
+            if let offset = try? container.decode(Int.self) { self = .at(offset) } else { self = .other(try container.decode(String.self)) }
+        }
+
+        var description: String {
+            switch self {
+            case .at(let offset): "\(offset)"
+            case .other(let text): text
+            }
+        }
+    }
+
+    let events: [Event]
+    let retries: [Int]
+    let comments: [String]
+    let differing: [Cut]
 }
 
 /// What the client reported of one stream read in the page.
