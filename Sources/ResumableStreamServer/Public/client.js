@@ -126,7 +126,10 @@ export class ResumableStream extends EventTarget {
                 signal.addEventListener("abort", () => this.close(signal.reason), { once: true });
             }
         }
-        if (!signal?.aborted) this.#run();
+        if (!signal?.aborted) {
+            // A fault of this client's own ends the stream too, rather than leave it waiting.
+            this.#run().catch((error) => this.#fail(new StreamError(`the client failed: ${error.message}`, { cause: error })));
+        }
     }
 
     get url() {
@@ -135,7 +138,7 @@ export class ResumableStream extends EventTarget {
 
     /** Drops the current connection as a network failure would: the stream resumes by itself. */
     interrupt() {
-        if (ENDED.has(this.state) || !this.#connection) return false;
+        if (ENDED.has(this.state) || !this.#connection || this.#connection.signal.aborted) return false;
         this.#interrupted = true;
         this.#connection.abort(new DOMException("the connection was interrupted", "AbortError"));
         return true;
