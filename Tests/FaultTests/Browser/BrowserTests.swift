@@ -64,6 +64,9 @@ extension FaultTests {
                         }
                         """)
                     try Self.save(try await page.screenshot())
+                    // The page works under its own Content-Security-Policy: nothing refused.
+                    let refused = page.connection.console.filter { $0.contains("Content Security Policy") }
+                    h.check(refused.isEmpty, "the browser refused parts of the page: \(refused)")
                     return shown
                 }
 
