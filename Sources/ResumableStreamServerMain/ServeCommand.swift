@@ -20,8 +20,12 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Port to listen on (PORT).")
     var port = Self.integer("PORT") ?? 8080
 
-    @Option(help: "redis://[[user]:password@]host[:port][/db], or rediss:// for TLS (REDIS_URL). Without it the embedded broker runs, for one instance.")
-    var redisURL = Self.environment("REDIS_URL") ?? ""
+    // No default from the environment, as for --jwt-secret: --help prints defaults, and the URL
+    // carries Redis's password.
+    @Option(name: .customLong("redis-url"), help: "redis://[[user]:password@]host[:port][/db], or rediss:// for TLS (REDIS_URL). Without it the embedded broker runs, for one instance.")
+    var redisURLFlag: String?
+
+    var redisURL: String { redisURLFlag ?? Self.environment("REDIS_URL") ?? "" }
 
     @Option(name: .customLong("redis-tls-ca-file"), help: "With rediss://: PEM file of the CAs that Redis's certificate must chain to (REDIS_TLS_CA_FILE); the system's trust store without it.")
     var redisTLSCAFile = Self.environment("REDIS_TLS_CA_FILE") ?? ""
@@ -95,7 +99,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Comma-separated origins the proxy source may reach, or * (PROXY_ALLOWED_ORIGINS); none by default.")
     var proxyAllowedOrigins = Self.environment("PROXY_ALLOWED_ORIGINS") ?? ""
 
-    // No default from the environment here, unlike the other flags: --help prints defaults.
+    // No default from the environment here, unlike most flags: --help prints defaults.
     @Option(name: .customLong("jwt-secret"), help: "HS256 secret of the tokens that creating, ingesting and cancelling need, 32 bytes or more (JWT_SECRET). Without a key, anyone who reaches the service may write any stream.")
     var jwtSecretFlag: String?
 

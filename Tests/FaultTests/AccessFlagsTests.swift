@@ -35,4 +35,20 @@ extension FaultTests {
             open.process.killAndReap()
         }
     }
+
+    /// `--help` prints each flag's default, and most defaults come from the environment: the
+    /// secrets (Redis's password in its URL, the token secret) must not be among them.
+    @Test func helpShowsNoSecretOfTheEnvironment() async throws {
+        try await FaultHarness.run { h in
+            let executable = try ServerExecutable.path()
+            let help = try h.spawn("server --help", logName: "help", executable: executable, arguments: ["--help"], environment: [
+                "REDIS_URL=redis://:a-redis-password@127.0.0.1:6399",
+                "JWT_SECRET=a-token-secret-for-the-fault-suite-of-32-bytes",
+            ])
+            let ended = await help.termination(within: .seconds(30))
+            h.check(ended != nil, "--help did not end within 30 s")
+            h.check(help.log.contains("--redis-url") && help.log.contains("--jwt-secret"), "--help does not list the flags:\n\(help.logTail(lines: 10))")
+            h.check(!help.log.contains("a-redis-password") && !help.log.contains("a-token-secret"), "--help printed a secret of the environment:\n\(help.log)")
+        }
+    }
 }

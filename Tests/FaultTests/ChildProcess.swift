@@ -42,8 +42,8 @@ final class ChildProcess: Sendable {
     /// Starts `executable` with `arguments`; its stdout and stderr go to `logPath` (appended).
     /// `descriptors` are given to the child as its descriptors 3, 4 and on, in that order (the
     /// pipes of Chromium's `--remote-debugging-pipe`); `leadsGroup` puts it in a process group of
-    /// its own.
-    static func spawn(name: String, executable: String, arguments: [String], logPath: String, descriptors: [CInt] = [], leadsGroup: Bool = false) throws -> ChildProcess {
+    /// its own. `environment` (`NAME=value`) is added to what the child inherits.
+    static func spawn(name: String, executable: String, arguments: [String], logPath: String, descriptors: [CInt] = [], leadsGroup: Bool = false, environment: [String] = []) throws -> ChildProcess {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -80,11 +80,11 @@ final class ChildProcess: Sendable {
 
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
-        let environment = childEnvironment().map { strdup($0) } + [nil]
-        defer { environment.forEach { free($0) } }
+        let envp = (childEnvironment() + environment).map { strdup($0) } + [nil]
+        defer { envp.forEach { free($0) } }
 
         var pid = pid_t()
-        let result = posix_spawn(&pid, executable, &actions, &attributes, argv, environment)
+        let result = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
         guard result == 0 else { throw SpawnFailed(executable: executable, code: result) }
         return ChildProcess(name: name, pid: pid, logPath: logPath, leadsGroup: leadsGroup)
     }

@@ -114,9 +114,9 @@ final class FaultHarness: Sendable {
 
     /// Any other process of the test's own (nginx, Chromium, a one-shot script), logged to a
     /// file named after `logName` and killed with the others when the test ends.
-    func spawn(_ name: String, logName: String, executable: String, arguments: [String], descriptors: [CInt] = [], leadsGroup: Bool = false) throws -> ChildProcess {
+    func spawn(_ name: String, logName: String, executable: String, arguments: [String], descriptors: [CInt] = [], leadsGroup: Bool = false, environment: [String] = []) throws -> ChildProcess {
         let process = try ChildProcess.spawn(
-            name: name, executable: executable, arguments: arguments, logPath: newLogPath(logName), descriptors: descriptors, leadsGroup: leadsGroup
+            name: name, executable: executable, arguments: arguments, logPath: newLogPath(logName), descriptors: descriptors, leadsGroup: leadsGroup, environment: environment
         )
         register(process)
         return process
