@@ -134,7 +134,9 @@ public struct StreamServer: Sendable {
         let routes = ResumableStreamRoutes<StreamRequestContext>(context: context, sources: registry, configuration: routesConfiguration)
         self.routes = routes
 
-        let router = Router(context: StreamRequestContext.self)
+        // HEAD of every GET-only path (the health checks, the assets) is its GET without the body;
+        // the stream routes answer HEAD themselves.
+        let router = Router(context: StreamRequestContext.self, options: .autoGenerateHeadEndpoints)
         router.add(middleware: MetricsMiddleware())
         // Before the JSON errors, whose responses it adds its headers to.
         if let policy = crossOrigin {
