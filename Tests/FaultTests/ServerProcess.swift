@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 
 /// The flags an instance of the server gets. Short timings, so that faults play out in seconds.
 struct ServerOptions {

@@ -26,12 +26,12 @@ public final class PrivateRedisCluster: Sendable {
     private let state: Mutex<State>
 
     private struct State {
-        var processes: [Process]
-        var watchdog: Process
-        /// The write end of the watchdog's stdin: it closes when the test process ends.
+        var processes: [ChildProcess]
+        var watchdog: ChildProcess
+        /// The write end of the watchdog's pipe: it closes when the test process ends.
         var lifeline: FileHandle
         /// Replicas added later, each with a watchdog of its own.
-        var replicas: [(process: Process, watchdog: Process, lifeline: FileHandle)] = []
+        var replicas: [(process: ChildProcess, watchdog: ChildProcess, lifeline: FileHandle)] = []
         var stopped = false
     }
 
@@ -67,13 +67,13 @@ public final class PrivateRedisCluster: Sendable {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("redis-cluster-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
 
-        var launched: [(port: Int, process: Process)] = []
-        var watchdog: (process: Process, lifeline: FileHandle)?
+        var launched: [(port: Int, process: ChildProcess)] = []
+        var watchdog: (process: ChildProcess, lifeline: FileHandle)?
         do {
             for _ in 0..<masters {
                 launched.append(try await launchNode(password: password, directory: directory, nodeTimeout: nodeTimeout))
             }
-            watchdog = try startWatchdog(killing: launched.map { $0.process.processIdentifier }, removing: directory)
+            watchdog = try startWatchdog(killing: launched.map { $0.process.pid }, removing: directory)
             let ports = launched.map(\.port)
 
             let output = directory.appendingPathComponent("cluster-create.log")
@@ -99,10 +99,10 @@ public final class PrivateRedisCluster: Sendable {
             )
         } catch {
             if let watchdog {
-                kill(watchdog.process.processIdentifier, SIGKILL)
+                watchdog.process.killAndReap()
                 try? watchdog.lifeline.close()
             }
-            for node in launched { kill(node.process.processIdentifier, SIGKILL) }
+            for node in launched { node.process.killAndReap() }
             // The error carries the logs; the directory goes with the nodes.
             try? FileManager.default.removeItem(at: directory)
             throw error
@@ -110,7 +110,7 @@ public final class PrivateRedisCluster: Sendable {
     }
 
     /// Starts one node on a free port (a port whose cluster bus port, 10000 above, is free too).
-    private static func launchNode(password: String, directory: URL, nodeTimeout: Duration) async throws -> (port: Int, process: Process) {
+    private static func launchNode(password: String, directory: URL, nodeTimeout: Duration) async throws -> (port: Int, process: ChildProcess) {
         for _ in 0..<20 {
             // The cluster bus listens 10000 above the port.
             let port = Int.random(in: 20_000..<55_000)
@@ -134,29 +134,31 @@ public final class PrivateRedisCluster: Sendable {
         throw StartFailed(reason: "could not start a cluster node on a free port", directory: directory, ports: [])
     }
 
-    /// A shell that waits for its stdin to close, then kills `pids` and removes `directory`. Its
-    /// stdin is a pipe whose only writer is this process (close-on-exec keeps the write end out of
-    /// every other child), so it closes when the test process ends, normally or not.
-    private static func startWatchdog(killing pids: [pid_t], removing directory: URL) throws -> (process: Process, lifeline: FileHandle) {
+    /// A shell that waits for its descriptor 3 to close, then kills `pids` and removes
+    /// `directory`. That descriptor is a pipe whose only writer is this process (close-on-exec keeps
+    /// the write end out of every other child), so it closes when the test process ends, normally
+    /// or not.
+    private static func startWatchdog(killing pids: [pid_t], removing directory: URL) throws -> (process: ChildProcess, lifeline: FileHandle) {
         let pipe = Pipe()
         for end in [pipe.fileHandleForReading, pipe.fileHandleForWriting] {
             _ = fcntl(end.fileDescriptor, F_SETFD, FD_CLOEXEC)
         }
         let script = """
             trap '' INT HUP TERM
-            while read -r _; do :; done
+            while read -r _ <&3; do :; done
             directory=$1
             shift
             kill -KILL "$@" 2>/dev/null
             rm -rf "$directory"
             """
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/sh")
-        process.arguments = ["-c", script, "redis-cluster-watchdog", directory.path] + pids.map { String($0) }
-        process.standardInput = pipe
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
+        let process = try ChildProcess.spawn(
+            name: "redis-cluster-watchdog", executable: "/bin/sh",
+            arguments: ["-c", script, "redis-cluster-watchdog", directory.path] + pids.map { String($0) },
+            logPath: "/dev/null",
+            descriptors: [pipe.fileHandleForReading.fileDescriptor]
+        )
+        // The child has its copy; this process keeps only the write end.
+        try? pipe.fileHandleForReading.close()
         return (process, pipe.fileHandleForWriting)
     }
 
@@ -164,40 +166,20 @@ public final class PrivateRedisCluster: Sendable {
     /// Waits on the termination handler: `waitUntilExit()` does not return on a concurrency thread
     /// on Linux.
     private static func run(_ arguments: [String], environment: [String: String], output: URL, deadline: ContinuousClock.Instant) async throws -> Int32 {
-        _ = FileManager.default.createFile(atPath: output.path, contents: nil)
-        let log = try FileHandle(forWritingTo: output)
-        defer { try? log.close() }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = arguments
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
-        process.standardInput = FileHandle.nullDevice
-        process.standardOutput = log
-        process.standardError = log
-        return try await withThrowingTaskGroup(of: Int32?.self) { group in
-            group.addTask {
-                try await withCheckedThrowingContinuation { continuation in
-                    process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
-                    do {
-                        try process.run()
-                    } catch {
-                        process.terminationHandler = nil
-                        continuation.resume(throwing: error)
-                    }
-                }
-            }
-            // The deadline: the command is killed, and its status (the signal's) is the answer.
-            group.addTask {
-                try? await Task.sleep(until: deadline)
-                if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-                return nil
-            }
-            while let next = try await group.next() {
-                guard let status = next else { continue }
-                group.cancelAll()
-                return status
-            }
-            return -1
+        let process = try ChildProcess.spawn(
+            name: arguments.first ?? "command", executable: "/usr/bin/env", arguments: arguments,
+            logPath: output.path, environment: environment.map { "\($0.key)=\($0.value)" }
+        )
+        var ended = await process.termination(within: deadline - ContinuousClock.now)
+        if ended == nil {
+            // The deadline: the command is killed, and its status is the signal's.
+            process.killAndReap()
+            ended = process.poll()
+        }
+        switch ended {
+        case .exited(let status): return status
+        case .signalled(let signal): return 128 + signal
+        case nil: return -1
         }
     }
 
@@ -268,9 +250,9 @@ public final class PrivateRedisCluster: Sendable {
         }
         guard let state else { return }
         // The watchdog first: it must not kill the nodes' process IDs once they are reused.
-        kill(state.watchdog.processIdentifier, SIGKILL)
-        for replica in state.replicas { kill(replica.watchdog.processIdentifier, SIGKILL) }
-        for process in state.processes + state.replicas.map(\.process) { kill(process.processIdentifier, SIGKILL) }
+        state.watchdog.killAndReap()
+        for replica in state.replicas { replica.watchdog.killAndReap() }
+        for process in state.processes + state.replicas.map(\.process) { process.killAndReap() }
         try? state.lifeline.close()
         for replica in state.replicas { try? replica.lifeline.close() }
         try? FileManager.default.removeItem(at: directory)
@@ -297,11 +279,11 @@ public final class PrivateRedisCluster: Sendable {
     public func addReplica(of master: Int) async throws -> Int {
         let deadline = ContinuousClock.now + Self.startTimeout
         let replica = try await Self.launchNode(password: password, directory: directory, nodeTimeout: nodeTimeout)
-        let watchdog: (process: Process, lifeline: FileHandle)
+        let watchdog: (process: ChildProcess, lifeline: FileHandle)
         do {
-            watchdog = try Self.startWatchdog(killing: [replica.process.processIdentifier], removing: directory)
+            watchdog = try Self.startWatchdog(killing: [replica.process.pid], removing: directory)
         } catch {
-            kill(replica.process.processIdentifier, SIGKILL)
+            replica.process.killAndReap()
             throw error
         }
         let stopped = state.withLock { state in
@@ -309,7 +291,7 @@ public final class PrivateRedisCluster: Sendable {
             return state.stopped
         }
         guard !stopped else {
-            kill(replica.process.processIdentifier, SIGKILL)
+            replica.process.killAndReap()
             throw ClusterError(message: "the cluster was stopped")
         }
         let status = try await Self.run(
@@ -334,8 +316,8 @@ public final class PrivateRedisCluster: Sendable {
 
     private func signal(node: Int, _ signal: Int32) {
         // Nothing once stopped: the process ID may belong to another process by then.
-        guard let pid = state.withLock({ $0.stopped ? nil : $0.processes[node].processIdentifier }) else { return }
-        kill(pid, signal)
+        guard let process = state.withLock({ $0.stopped ? nil : $0.processes[node] }) else { return }
+        process.signal(signal)
     }
 
     /// A configuration for one node, to adjust (timeouts, a client name) before connecting.

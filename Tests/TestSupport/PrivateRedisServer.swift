@@ -8,9 +8,9 @@ import Synchronization
 public final class PrivateRedisServer: Sendable {
     public let url: String
     public let port: Int
-    private let process: Mutex<Process>
+    private let process: Mutex<ChildProcess>
 
-    init(url: String, port: Int, process: Process) {
+    init(url: String, port: Int, process: ChildProcess) {
         self.url = url
         self.port = port
         self.process = Mutex(process)
@@ -28,7 +28,7 @@ public final class PrivateRedisServer: Sendable {
 
     /// Starts a redis-server on `port` and waits until it answers; `nil` if it exits first (the
     /// port was taken).
-    private static func launch(port: Int) async throws -> Process? {
+    private static func launch(port: Int) async throws -> ChildProcess? {
         try await launch(arguments: ["--port", "\(port)"]) { await answers(RedisConfiguration(port: port)) }
     }
 
@@ -41,13 +41,12 @@ public final class PrivateRedisServer: Sendable {
 
     /// Starts a redis-server with `arguments` (which say where it listens) and waits until it is
     /// `ready`; `nil` if it exits first (the port was taken).
-    static func launch(arguments: [String], ready: () async -> Bool) async throws -> Process? {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["redis-server", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--logfile", ""] + arguments
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
+    static func launch(arguments: [String], ready: () async -> Bool) async throws -> ChildProcess? {
+        let process = try ChildProcess.spawn(
+            name: "redis-server", executable: "/usr/bin/env",
+            arguments: ["redis-server", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--logfile", ""] + arguments,
+            logPath: "/dev/null"
+        )
         // Ready once it answers; gone if the port was taken.
         let deadline = ContinuousClock.now + .seconds(10)
         while process.isRunning, ContinuousClock.now < deadline {
@@ -56,19 +55,19 @@ public final class PrivateRedisServer: Sendable {
             }
             await Task.yield()
         }
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.killAndReap()
         return nil
     }
 
     /// Pauses the server (SIGSTOP), as a stalled or overloaded Redis: connections stay open and
     /// nothing is answered.
     public func pause() {
-        kill(process.withLock { $0.processIdentifier }, SIGSTOP)
+        process.withLock { $0 }.signal(SIGSTOP)
     }
 
     /// Lets a paused server go on (SIGCONT).
     public func resume() {
-        kill(process.withLock { $0.processIdentifier }, SIGCONT)
+        process.withLock { $0 }.signal(SIGCONT)
     }
 
     /// Kills the server and starts a new, empty one on the same port, as a Redis without
@@ -93,11 +92,9 @@ public final class PrivateRedisServer: Sendable {
         try RedisConfiguration(url: url)
     }
 
-    /// Stops the server with SIGKILL: it has nothing to save, and SIGTERM is not enough, because the
-    /// child inherits the signal mask of the thread that started it, on which SIGTERM is blocked.
-    /// Not `waitUntilExit()`: on Linux it spins a run loop and does not return on a concurrency thread.
+    /// Stops the server with SIGKILL (it has nothing to save) and reaps it.
     public func stop() {
-        kill(process.withLock { $0.processIdentifier }, SIGKILL)
+        process.withLock { $0 }.killAndReap()
     }
 
     /// Calls per command since the last `CONFIG RESETSTAT`, from `INFO commandstats`.

@@ -39,16 +39,13 @@ public struct TestCertificates: Sendable {
     }
 
     private func openssl(_ arguments: [String]) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["openssl"] + arguments
-        process.currentDirectoryURL = directory
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw OpenSSLFailed(arguments: arguments, status: process.terminationStatus)
+        // env -C: openssl runs in the certificates' directory, where the arguments name files.
+        let process = try ChildProcess.spawn(
+            name: "openssl", executable: "/usr/bin/env", arguments: ["-C", directory.path, "openssl"] + arguments, logPath: "/dev/null"
+        )
+        let ended = process.waitForExit()
+        guard ended == .exited(0) else {
+            throw OpenSSLFailed(arguments: arguments, ended: ended)
         }
     }
 
@@ -58,8 +55,8 @@ public struct TestCertificates: Sendable {
 
     struct OpenSSLFailed: Error, CustomStringConvertible {
         let arguments: [String]
-        let status: Int32
-        var description: String { "openssl \(arguments.joined(separator: " ")) exited with \(status)" }
+        let ended: ChildProcess.Termination
+        var description: String { "openssl \(arguments.joined(separator: " ")) \(ended)" }
     }
 }
 

@@ -43,6 +43,10 @@ final class TestServer: Sendable {
         // The suites run many servers at once on a few cores; no test here is about the broker's
         // bound, and a Redis reply late by seconds under that load is no failure of the service.
         configuration.brokerTimeout = .seconds(10)
+        // Likewise a producer's first answer to a follower on another instance: under that load
+        // (a browser and a fuzzer run beside these suites) it has come later than the default 1 s,
+        // and the follower then took the producer for gone.
+        configuration.acknowledgementTimeout = .seconds(10)
         if redis {
             guard let url = ProcessInfo.processInfo.environment["REDIS_URL"] else { throw MissingRedis() }
             configuration.redisURL = url

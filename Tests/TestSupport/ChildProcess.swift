@@ -6,17 +6,20 @@ import Glibc
 #endif
 
 /// A process of the test's own (a redis-server, an instance of the server), its output and errors
-/// in one log file. Started with `posix_spawn` rather than `Process`: the child starts with no
+/// in one log file. Started with `posix_spawn` rather than Foundation's `Process`, for two
+/// reasons. `Process.run()` on Linux reads `/proc/self/fd` with an over-read that crashes the test
+/// process now and then when many descriptors are open (it did in CI, starting a test cluster's
+/// watchdog). And with `posix_spawn` the child starts with no
 /// signal blocked and every handler at its default whatever thread starts it (a thread of the
 /// test process may block SIGTERM, and a child inherits that mask), so the signals a test sends
 /// reach it as they would in production.
-final class ChildProcess: Sendable {
+public final class ChildProcess: Sendable {
     /// How a process ended.
-    enum Termination: Equatable, CustomStringConvertible {
+    public enum Termination: Equatable, CustomStringConvertible, Sendable {
         case exited(Int32)
         case signalled(Int32)
 
-        var description: String {
+        public var description: String {
             switch self {
             case .exited(let status): "exited with status \(status)"
             case .signalled(let signal): "killed by signal \(signal)"
@@ -24,12 +27,12 @@ final class ChildProcess: Sendable {
         }
     }
 
-    let name: String
-    let pid: pid_t
-    let logPath: String
+    public let name: String
+    public let pid: pid_t
+    public let logPath: String
     /// Whether the process leads a process group of its own, which is killed with it: for
     /// programs that start processes of their own (nginx's workers, Chromium's renderers).
-    let leadsGroup: Bool
+    public let leadsGroup: Bool
     private let termination = Mutex<Termination?>(nil)
 
     private init(name: String, pid: pid_t, logPath: String, leadsGroup: Bool) {
@@ -43,7 +46,7 @@ final class ChildProcess: Sendable {
     /// `descriptors` are given to the child as its descriptors 3, 4 and on, in that order (the
     /// pipes of Chromium's `--remote-debugging-pipe`); `leadsGroup` puts it in a process group of
     /// its own. `environment` (`NAME=value`) is added to what the child inherits.
-    static func spawn(name: String, executable: String, arguments: [String], logPath: String, descriptors: [CInt] = [], leadsGroup: Bool = false, environment: [String] = []) throws -> ChildProcess {
+    public static func spawn(name: String, executable: String, arguments: [String], logPath: String, descriptors: [CInt] = [], leadsGroup: Bool = false, environment: [String] = []) throws -> ChildProcess {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -104,13 +107,13 @@ final class ChildProcess: Sendable {
         return kept.compactMap { name in environment[name].map { "\(name)=\($0)" } }
     }
 
-    func signal(_ signal: Int32) {
+    public func signal(_ signal: Int32) {
         guard termination.withLock({ $0 == nil }) else { return }
         kill(pid, signal)
     }
 
     /// How the process ended, if it has (it is reaped then).
-    func poll() -> Termination? {
+    public func poll() -> Termination? {
         termination.withLock { termination in
             if let termination { return termination }
             var status: Int32 = 0
@@ -123,7 +126,7 @@ final class ChildProcess: Sendable {
 
     /// Waits for the process to end, up to `timeout`; `nil` if it still runs. Polled: a child's
     /// exit is state only `waitpid` sees.
-    func termination(within timeout: Duration) async -> Termination? {
+    public func termination(within timeout: Duration) async -> Termination? {
         let deadline = ContinuousClock.now + timeout
         var interval = Duration.milliseconds(1)
         while true {
@@ -135,11 +138,24 @@ final class ChildProcess: Sendable {
         }
     }
 
-    var isRunning: Bool { poll() == nil }
+    public var isRunning: Bool { poll() == nil }
+
+    /// Waits for the process to end, blocking the calling thread: for short commands (openssl)
+    /// whose callers cannot await.
+    public func waitForExit() -> Termination {
+        termination.withLock { termination in
+            if let termination { return termination }
+            var status: Int32 = 0
+            while waitpid(pid, &status, 0) == -1, errno == EINTR {}
+            let ended = Self.termination(status)
+            termination = ended
+            return ended
+        }
+    }
 
     /// SIGKILL (which also ends a stopped process), to its whole group if it leads one, and reaps
     /// it. Synchronous, so that a cleanup that cannot await (a `defer`) can call it.
-    func killAndReap() {
+    public func killAndReap() {
         termination.withLock { termination in
             if leadsGroup { kill(-pid, SIGKILL) }
             guard termination == nil else { return }
@@ -151,13 +167,13 @@ final class ChildProcess: Sendable {
     }
 
     /// The last `lines` lines of the process's log.
-    func logTail(lines: Int = 40) -> String {
+    public func logTail(lines: Int = 40) -> String {
         guard let data = FileManager.default.contents(atPath: logPath) else { return "(no log)" }
         let text = String(decoding: data, as: UTF8.self)
         return text.split(separator: "\n", omittingEmptySubsequences: false).suffix(lines).joined(separator: "\n")
     }
 
-    var log: String {
+    public var log: String {
         FileManager.default.contents(atPath: logPath).map { String(decoding: $0, as: UTF8.self) } ?? ""
     }
 
@@ -167,9 +183,9 @@ final class ChildProcess: Sendable {
         return signal == 0 ? .exited((status >> 8) & 0xff) : .signalled(signal)
     }
 
-    struct SpawnFailed: Error, CustomStringConvertible {
-        let executable: String
-        let code: Int32
-        var description: String { "could not start \(executable): \(String(cString: strerror(code)))" }
+    public struct SpawnFailed: Error, CustomStringConvertible {
+        public let executable: String
+        public let code: Int32
+        public var description: String { "could not start \(executable): \(String(cString: strerror(code)))" }
     }
 }
