@@ -196,4 +196,23 @@ struct StreamAccessPolicyTests {
     func whatIsNoOriginIsRefusedAtStart(origin: String) {
         #expect(throws: StreamAccessConfigurationError.self) { try CrossOriginPolicy(allowedOrigins: [origin]) }
     }
+
+    /// A token verified once is taken again without verification until it expires; then it is
+    /// refused and forgotten. The cache is bounded.
+    @Test func aVerifiedTokenIsRememberedUntilItExpires() throws {
+        let now = Date(timeIntervalSince1970: 1_800_000_000)
+        let claims = StreamAccessClaims(exp: ExpirationClaim(value: now + 60), streams: [])
+        let tokens = VerifiedTokens(capacity: 2)
+        #expect(try tokens.claims(of: "a", at: now) == nil)
+        tokens.remember(claims, of: "a")
+        #expect(try tokens.claims(of: "a", at: now + 59) == claims)
+        #expect(throws: StreamTokenError.expired(now + 60)) { try tokens.claims(of: "a", at: now + 60) }
+        #expect(try tokens.claims(of: "a", at: now) == nil)
+
+        tokens.remember(claims, of: "a")
+        tokens.remember(claims, of: "b")
+        tokens.remember(claims, of: "c")
+        #expect(tokens.count <= 2)
+        #expect(try tokens.claims(of: "c", at: now) == claims)
+    }
 }
