@@ -1,4 +1,5 @@
 import Synchronization
+import TestSupport
 
 /// A value that one task updates and others wait on: ``wait(timeout:until:)`` returns as soon as an
 /// ``update(_:)`` makes the condition hold, resumed by that update (no polling), or `nil` at the
@@ -40,16 +41,7 @@ final class Observed<Value: Sendable>: Sendable {
 
     /// The value once `condition` holds for it; `nil` if it does not within `timeout`.
     func wait(timeout: Duration, until condition: @escaping @Sendable (Value) -> Bool) async -> Value? {
-        await withTaskGroup(of: Value?.self) { group in
-            group.addTask { await self.wait(until: condition) }
-            group.addTask {
-                try? await Task.sleep(for: timeout)
-                return nil
-            }
-            let first = await group.next() ?? nil
-            group.cancelAll()
-            return first
-        }
+        (try? await within(timeout) { await self.wait(until: condition) }) ?? nil
     }
 
     /// Waits until `condition` holds, or until the task is cancelled (then `nil`).

@@ -27,3 +27,18 @@ public func poll(until deadline: ContinuousClock.Instant, _ condition: () async 
     }
     return false
 }
+
+/// `body`'s result, or `nil` if it has none within `timeout` (`body` is then cancelled). A bound on
+/// a wait for an event (a reply, a condition another task signals), never a pause: the one place
+/// the tests race their waits against the clock.
+public func within<Result: Sendable>(_ timeout: Duration, _ body: @escaping @Sendable () async throws -> Result) async throws -> Result? {
+    try await withThrowingTaskGroup(of: Result?.self) { group in
+        group.addTask { try await body() }
+        group.addTask {
+            try? await Task.sleep(for: timeout)
+            return nil
+        }
+        defer { group.cancelAll() }
+        return try await group.next() ?? nil
+    }
+}

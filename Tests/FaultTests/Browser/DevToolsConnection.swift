@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import NIOCore
 import NIOPosix
 import Synchronization
@@ -76,18 +77,10 @@ final class DevToolsConnection: Sendable {
         frame.writeInteger(UInt8(0))
         do {
             try await outbound.write(frame)
-            return try await withThrowingTaskGroup(of: JSONValue?.self) { group in
-                group.addTask { try await self.reply(to: id) }
-                group.addTask {
-                    try? await Task.sleep(for: timeout)
-                    return nil
-                }
-                defer { group.cancelAll() }
-                guard let reply = try await group.next() ?? nil else {
-                    throw ProtocolError(message: "no reply within \(timeout)")
-                }
-                return reply
+            guard let reply = try await within(timeout, { try await self.reply(to: id) }) else {
+                throw ProtocolError(message: "no reply within \(timeout)")
             }
+            return reply
         } catch let error as ProtocolError {
             throw ProtocolError(message: "\(method): \(error.message)")
         }
