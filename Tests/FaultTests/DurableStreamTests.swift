@@ -67,6 +67,12 @@ extension FaultTests {
             async let _ = EventStreamReader.read(creatorResponse, into: creator, timeout: .seconds(30))
             _ = try h.require(await creator.wait(timeout: demo.duration + .seconds(10)) { $0.finished }, "the creator on A did not finish: \(creator.value)")
             h.checkComplete(creator.value, demo, "the creator on A")
+            // The creator reads A's memory, which can be a batch ahead of the store: A dies once
+            // the end is stored (HEAD on B reads the store), so that the stream is complete there.
+            _ = await h.waitFor("the end is stored", since: .now, within: .seconds(10)) {
+                let head = await HTTP.send(.HEAD, "\(b.base)/streams/kept", timeout: .seconds(5))
+                return (head.headers.first(name: "Stream-State") == "finished", "\(head) \(head.headers)")
+            }
             let completedAt = ContinuousClock.now
             a.process.killAndReap()
             // The fault's setting: the producer is gone and the stream is past its replay grace:
