@@ -97,6 +97,19 @@ public struct ResumableStreamReader: AsyncSequence, Sendable {
     public func makeAsyncIterator() -> AsyncIterator {
         AsyncIterator(buffer: buffer, lease: lease, offset: startOffset)
     }
+
+    /// Reading without a task: what there is at `offset` now, up to `maximumBytes` of text unless
+    /// the first chunk is larger; or `nil`, and `observer` is told on its event loop when there is
+    /// more or the stream has ended. A connection's writer on its own loop reads this way, so
+    /// that a chunk costs a thousand such readers one job per loop, not a resumed task each.
+    public func poll(at offset: Int, maximumBytes: Int, notifying observer: any ResumableStreamObserver) -> ResumableStreamPoll? {
+        buffer.poll(at: offset, maximumBytes: maximumBytes, notifying: observer)
+    }
+
+    /// Forgets `observer`, which is no longer told anything: a reader that stops before the end.
+    public func stopNotifying(_ observer: any ResumableStreamObserver) {
+        buffer.stopNotifying(observer)
+    }
 }
 
 /// What ``ResumableStreamReader/AsyncIterator/next(maximumBytes:idleTimer:)`` gives.

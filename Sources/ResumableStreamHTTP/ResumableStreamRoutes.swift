@@ -330,14 +330,14 @@ public struct ResumableStreamRoutes<Context: RequestContext>: Sendable {
     }
 
     private func streamResponse(_ framing: StreamFraming, _ context: Context) -> StreamResponse {
-        let connectionLoop = (context as? any EventLoopRequestContext)?.eventLoop
+        let connection = context as? any EventLoopRequestContext
         return StreamResponse(
-            framing: framing,
+            framer: StreamFramer(framing: framing, retryMilliseconds: configuration.retryMilliseconds),
             heartbeat: TimeAmount(configuration.heartbeatInterval),
-            retryMilliseconds: configuration.retryMilliseconds,
             writeSize: configuration.writeSize,
-            eventLoop: connectionLoop ?? configuration.eventLoopGroup.any(),
-            writesOnEventLoop: connectionLoop != nil,
+            eventLoop: connection?.eventLoop ?? configuration.eventLoopGroup.any(),
+            writesOnEventLoop: connection != nil,
+            channel: connection?.channel,
             metrics: metrics
         )
     }

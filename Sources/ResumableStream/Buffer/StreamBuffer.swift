@@ -25,6 +25,8 @@ final class StreamBuffer: Sendable {
         var outcome: Outcome?
         var waiters: [Int: CheckedContinuation<Wake, Never>] = [:]
         var nextWaiter = 0
+        /// Readers that are told on their event loops instead of resumed (see ``ResumableStreamObserver``).
+        var observers: [ObjectIdentifier: any ResumableStreamObserver] = [:]
         var released = false
 
         var length: Int { ends.last ?? 0 }
@@ -77,15 +79,15 @@ final class StreamBuffer: Sendable {
     /// Runs `body` under the lock on a live buffer, fails the buffer with the error it returns,
     /// then wakes the waiting readers.
     private func appending(_ body: (inout State) -> ResumableStreamError?) throws(ResumableStreamError) {
-        let (waiters, failure) = state.withLock { state -> ([CheckedContinuation<Wake, Never>], ResumableStreamError?) in
-            guard state.outcome == nil else { return ([], nil) }
+        let (waiters, failure) = state.withLock { state -> (Waiters, ResumableStreamError?) in
+            guard state.outcome == nil else { return (Waiters(), nil) }
             let failure = body(&state)
             if let failure {
                 state.outcome = .failed(failure)
             }
             return (Self.takeWaiters(&state), failure)
         }
-        waiters.forEach { $0.resume(returning: .recheck) }
+        waiters.wake()
         if let failure { throw failure }
     }
 
@@ -113,12 +115,12 @@ final class StreamBuffer: Sendable {
 
     /// Ends the stream; readers read what is buffered, then see `outcome`. Later calls change nothing.
     func finish(_ outcome: Outcome) {
-        let waiters = state.withLock { state -> [CheckedContinuation<Wake, Never>] in
-            guard state.outcome == nil else { return [] }
+        let waiters = state.withLock { state -> Waiters in
+            guard state.outcome == nil else { return Waiters() }
             state.outcome = outcome
             return Self.takeWaiters(&state)
         }
-        waiters.forEach { $0.resume(returning: .recheck) }
+        waiters.wake()
     }
 
     /// Gives the buffer's bytes back to the process budget; the text stays readable by the readers
@@ -293,10 +295,95 @@ final class StreamBuffer: Sendable {
         }
     }
 
-    private static func takeWaiters(_ state: inout State) -> [CheckedContinuation<Wake, Never>] {
-        guard !state.waiters.isEmpty else { return [] }
-        let waiters = Array(state.waiters.values)
-        state.waiters.removeAll(keepingCapacity: true)
+    /// What a reader that is told rather than resumed can take at `offset` now: the chunks there
+    /// (the first may be the end of one), up to `maximumBytes` of text unless the first is larger,
+    /// each with the offset after it; or the end. `nil` when there is nothing yet: `observer` is
+    /// then told, once, when there is (a later call replaces that registration).
+    func poll(at offset: Int, maximumBytes: Int, notifying observer: any ResumableStreamObserver) -> ResumableStreamPoll? {
+        state.withLock { state in
+            guard let read = Self.read(in: state, at: offset, maximumBytes: maximumBytes, maximumChunks: 1) else {
+                state.observers[ObjectIdentifier(observer)] = observer
+                return nil
+            }
+            state.observers[ObjectIdentifier(observer)] = nil
+            switch read {
+            case .end(.completed): return .completed
+            case .end(.failed(let error)): return .failed(error)
+            case .text(let pieces, let end):
+                // The first piece may start inside its chunk; the chunks after it are whole.
+                var chunks = [ResumableStreamChunk(pieces[0], offset: end)]
+                let size = pieces[0].utf8.count
+                guard size < maximumBytes, end < state.length else { return .chunks(chunks) }
+                let index = Self.firstChunk(in: state, endingAfter: end)
+                for index in Self.wholeChunks(in: state, from: index, maximumBytes: maximumBytes - size) {
+                    chunks.append(ResumableStreamChunk(state.chunks[index], offset: state.ends[index]))
+                }
+                return .chunks(chunks)
+            }
+        }
+    }
+
+    /// Forgets `observer`'s registration, if it has one.
+    func stopNotifying(_ observer: any ResumableStreamObserver) {
+        _ = state.withLock { $0.observers.removeValue(forKey: ObjectIdentifier(observer)) }
+    }
+
+    /// The readers to wake after a change, taken out of the state under its lock and woken after it.
+    private struct Waiters {
+        var continuations: [CheckedContinuation<Wake, Never>] = []
+        var observers: [any ResumableStreamObserver] = []
+
+        func wake() {
+            continuations.forEach { $0.resume(returning: .recheck) }
+            guard !observers.isEmpty else { return }
+            // One job per event loop for all of its observers, not one per observer: a loop with a
+            // thousand followers of this stream runs them in one go.
+            var loops: [(loop: any EventLoop, observers: [any ResumableStreamObserver])] = []
+            for observer in observers {
+                if let index = loops.firstIndex(where: { $0.loop === observer.eventLoop }) {
+                    loops[index].observers.append(observer)
+                } else {
+                    loops.append((observer.eventLoop, [observer]))
+                }
+            }
+            for (loop, observers) in loops {
+                loop.execute { observers.forEach { $0.streamChanged() } }
+            }
+        }
+    }
+
+    private static func takeWaiters(_ state: inout State) -> Waiters {
+        var waiters = Waiters()
+        if !state.waiters.isEmpty {
+            waiters.continuations = Array(state.waiters.values)
+            state.waiters.removeAll(keepingCapacity: true)
+        }
+        if !state.observers.isEmpty {
+            waiters.observers = Array(state.observers.values)
+            state.observers.removeAll(keepingCapacity: true)
+        }
         return waiters
     }
+}
+
+/// A reader that is told, on its event loop, when its stream has more or has ended, instead of
+/// waiting in a task: a connection's writer that runs on the connection's own loop. Told once per
+/// registration (``ResumableStreamReader/poll(at:maximumBytes:notifying:)``); the observers of one
+/// loop are told in one job.
+public protocol ResumableStreamObserver: AnyObject, Sendable {
+    /// The loop ``streamChanged()`` is called on.
+    var eventLoop: any EventLoop { get }
+    /// The stream has more than when the observer last polled, or has ended: poll again.
+    func streamChanged()
+}
+
+/// What ``ResumableStreamReader/poll(at:maximumBytes:notifying:)`` finds.
+public enum ResumableStreamPoll: Sendable, Hashable {
+    /// One or more chunks, in order, each with the offset after it.
+    case chunks([ResumableStreamChunk])
+    /// The stream completed at the offset polled.
+    case completed
+    /// The stream failed or was cancelled (``ResumableStreamError/cancelled``); the reader has
+    /// what came before.
+    case failed(ResumableStreamError)
 }

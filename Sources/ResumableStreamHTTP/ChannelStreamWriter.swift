@@ -1,0 +1,184 @@
+import NIOCore
+import ResumableStream
+
+/// Writes one reader into its connection from the connection's event loop, with no task in
+/// between: it takes what the stream has when the connection can take it, registers to be told
+/// when there is more (``ResumableStreamObserver``), and is told by the connection's
+/// ``StreamWriterHandler`` when the socket has room again.
+///
+/// A chunk then costs a follower a poll of the stream under its lock, its encoding and one write
+/// to the socket: the followers of one loop are told of the chunk in one job, where a writer in a
+/// task costs a resumed continuation, a hop onto the loop and Hummingbird's and NIO's async
+/// writers for each of them. A follower that does not read is not told (it is not registered
+/// while its socket is full) and holds at most what the connection's write limits allow.
+///
+/// Everything here runs on `eventLoop`; the task that wrote the response's head waits for
+/// ``finished()`` and then ends the response through Hummingbird's writer.
+final class ChannelStreamWriter: ResumableStreamObserver, @unchecked Sendable {
+    let eventLoop: any EventLoop
+    private let handler: StreamWriterHandler
+    private let reader: ResumableStreamReader
+    private let framer: StreamFramer
+    private let writeSize: Int
+    private let heartbeat: TimeAmount
+    private let metrics: StreamMetrics
+    private let done: EventLoopPromise<Void>
+
+    private var offset: Int
+    private var ended = false
+    /// Registered with the stream: nothing to write until it has more.
+    private var waitingForText = false
+    /// When the writer last wrote, from which the next heartbeat counts.
+    private var lastWrite = NIODeadline.now()
+    private var heartbeatTimer: Scheduled<Void>?
+
+    private init(
+        handler: StreamWriterHandler,
+        eventLoop: any EventLoop,
+        reader: ResumableStreamReader,
+        framer: StreamFramer,
+        writeSize: Int,
+        heartbeat: TimeAmount,
+        metrics: StreamMetrics
+    ) {
+        self.handler = handler
+        self.eventLoop = eventLoop
+        self.reader = reader
+        self.framer = framer
+        self.writeSize = writeSize
+        self.heartbeat = heartbeat
+        self.metrics = metrics
+        self.offset = reader.startOffset
+        self.done = eventLoop.makePromise()
+    }
+
+    /// Starts writing `reader` into `channel`'s response body, or returns `nil` when the channel
+    /// has no ``StreamWriterHandler`` (the caller writes from its task then).
+    static func start(
+        on channel: any Channel,
+        reader: ResumableStreamReader,
+        framer: StreamFramer,
+        writeSize: Int,
+        heartbeat: TimeAmount,
+        metrics: StreamMetrics
+    ) async throws -> ChannelStreamWriter? {
+        try await channel.eventLoop.submit { () -> ChannelStreamWriter? in
+            guard let handler = try? channel.pipeline.syncOperations.handler(type: StreamWriterHandler.self) else {
+                return nil
+            }
+            let writer = ChannelStreamWriter(
+                handler: handler, eventLoop: channel.eventLoop, reader: reader, framer: framer,
+                writeSize: writeSize, heartbeat: heartbeat, metrics: metrics
+            )
+            guard handler.attach(writer) else {
+                writer.stop(ChannelError.ioOnClosedChannel)
+                return writer
+            }
+            writer.scheduleHeartbeat(at: writer.lastWrite + heartbeat)
+            writer.pump()
+            return writer
+        }.get()
+    }
+
+    /// Returns once the body is written to its end, which the caller then writes; throws when the
+    /// connection closed first, when the task is cancelled, or (raw text) when the stream did not
+    /// complete and the body must be broken off.
+    func finished() async throws {
+        try await withTaskCancellationHandler {
+            try await done.futureResult.get()
+        } onCancel: {
+            eventLoop.execute { self.stop(CancellationError()) }
+        }
+    }
+
+    /// Writes what the stream has while the connection can take it.
+    func pump() {
+        guard !ended else { return }
+        waitingForText = false
+        var sent = 0
+        while handler.isWritable {
+            guard let poll = reader.poll(at: offset, maximumBytes: writeSize, notifying: self) else {
+                waitingForText = true
+                break
+            }
+            var buffer = ByteBuffer()
+            switch poll {
+            case .chunks(let chunks):
+                framer.write(chunks, into: &buffer)
+                offset = chunks.last?.offset ?? offset
+                sent += buffer.readableBytes
+                handler.write(buffer)
+            case .completed:
+                end(nil, sent: sent)
+                return
+            case .failed(let error):
+                end(error, sent: sent)
+                return
+            }
+        }
+        if sent > 0 {
+            flush(sent)
+        }
+    }
+
+    func streamChanged() {
+        pump()
+    }
+
+    /// Ends the writer early: the caller's wait throws `error`.
+    func stop(_ error: any Error) {
+        guard !ended else { return }
+        reader.stopNotifying(self)
+        finish(.failure(error))
+    }
+
+    private func end(_ error: ResumableStreamError?, sent: Int) {
+        var buffer = ByteBuffer()
+        let breaking = framer.writeEnding(error, at: offset, into: &buffer)
+        if buffer.readableBytes > 0 {
+            handler.write(buffer)
+        }
+        flush(sent + buffer.readableBytes)
+        finish(breaking.map { .failure($0) } ?? .success(()))
+    }
+
+    private func finish(_ result: Result<Void, any Error>) {
+        ended = true
+        heartbeatTimer?.cancel()
+        heartbeatTimer = nil
+        handler.detach(self)
+        done.completeWith(result)
+    }
+
+    private func flush(_ bytes: Int) {
+        handler.flush()
+        lastWrite = .now()
+        if bytes > 0 { metrics.sent(bytes: bytes) }
+    }
+
+    /// One timer for the writer's whole life, rescheduled when it fires rather than at every
+    /// write: a heartbeat goes out when the writer has waited for text for a whole interval since
+    /// it last wrote. A writer waiting for its socket is not idle, and sends nothing.
+    private func scheduleHeartbeat(at deadline: NIODeadline) {
+        heartbeatTimer = eventLoop.scheduleTask(deadline: deadline) { self.heartbeatDue() }
+    }
+
+    private func heartbeatDue() {
+        guard !ended else { return }
+        let now = NIODeadline.now()
+        let due = lastWrite + heartbeat
+        if now >= due {
+            if waitingForText {
+                var buffer = ByteBuffer()
+                framer.writeHeartbeat(into: &buffer)
+                if buffer.readableBytes > 0 {
+                    handler.write(buffer)
+                }
+                flush(buffer.readableBytes)
+            }
+            scheduleHeartbeat(at: now + heartbeat)
+        } else {
+            scheduleHeartbeat(at: due)
+        }
+    }
+}

@@ -1,0 +1,106 @@
+import NIOCore
+import NIOEmbedded
+import NIOHTTPTypes
+import ResumableStream
+@testable import ResumableStreamHTTP
+import Testing
+import TestSupport
+
+/// The writer that writes a stream response from its connection's event loop, on a test channel:
+/// what it writes, that it writes nothing while the connection is full, and that a closed
+/// connection ends it.
+@Suite(.timeLimit(.minutes(1)))
+struct ChannelStreamWriterTests {
+    /// A live stream fed by the test, on the embedded broker, and a connection with the handler.
+    private func withStream(
+        _ body: (ResumableStreamContext, ResumableStreamReader, AsyncStream<String>.Continuation, NIOAsyncTestingChannel) async throws -> Void
+    ) async throws {
+        let context = ResumableStreamContext(broker: EmbeddedStreamBroker())
+        try await withThrowingTaskGroup { group in
+            group.addTask { await context.run() }
+            let (source, continuation) = AsyncStream.makeStream(of: String.self)
+            let reader = try await context.createNewResumableStream("s") { source }
+            let channel = NIOAsyncTestingChannel()
+            try await channel.testingEventLoop.executeInContext {
+                try channel.pipeline.syncOperations.addHandler(StreamWriterHandler())
+            }
+            try await channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1))
+            try await body(context, reader, continuation, channel)
+            continuation.finish()
+            _ = try? await channel.finish()
+            await context.shutdown(drainTimeout: .seconds(1))
+            group.cancelAll()
+        }
+    }
+
+    private func start(_ reader: ResumableStreamReader, on channel: NIOAsyncTestingChannel) async throws -> ChannelStreamWriter {
+        let writer = try await ChannelStreamWriter.start(
+            on: channel, reader: reader, framer: StreamFramer(framing: .sse, retryMilliseconds: 1000),
+            writeSize: 4096, heartbeat: .seconds(60), metrics: StreamMetrics()
+        )
+        return try #require(writer, "the channel has the handler")
+    }
+
+    /// The next body part the writer wrote; "" (with an issue) when there is none within 10 s.
+    private func nextBody(_ channel: NIOAsyncTestingChannel, sourceLocation: SourceLocation = #_sourceLocation) async throws -> String {
+        var part: HTTPResponsePart?
+        try await eventually(sourceLocation: sourceLocation) {
+            part = try await channel.readOutbound(as: HTTPResponsePart.self)
+            return part != nil
+        }
+        guard case .body(let buffer)? = part else {
+            if let part { Issue.record("expected a body part, got \(part)", sourceLocation: sourceLocation) }
+            return ""
+        }
+        return String(buffer: buffer)
+    }
+
+    @Test func writesEachChunkAsItsEventThenTheEnd() async throws {
+        try await withStream { _, reader, source, channel in
+            let writer = try await start(reader, on: channel)
+            source.yield("ab")
+            #expect(try await nextBody(channel) == "id: 2\ndata: ab\n\n")
+            source.yield("c\nd")
+            #expect(try await nextBody(channel) == "id: 5\ndata: c\ndata: d\n\n")
+            source.finish()
+            #expect(try await nextBody(channel) == "event: end\ndata: {\"offset\":5,\"status\":\"completed\"}\n\n")
+            try await writer.finished()
+        }
+    }
+
+    @Test func writesNothingWhileTheConnectionIsFull() async throws {
+        try await withStream { context, reader, source, channel in
+            channel.isWritable = false
+            let writer = try await start(reader, on: channel)
+            source.yield("ab")
+            source.yield("cd")
+            // Another reader has both chunks: the stream has them, and the writer has not written them.
+            guard case .stream(let other) = try await context.resumeExistingStream("s") else {
+                Issue.record("the stream is not there")
+                return
+            }
+            var iterator = other.makeAsyncIterator()
+            _ = try await iterator.next()
+            _ = try await iterator.next()
+            try await channel.testingEventLoop.executeInContext {}
+            #expect(try await channel.readOutbound(as: HTTPResponsePart.self) == nil)
+            // Room again: both chunks in one go.
+            channel.isWritable = true
+            channel.pipeline.fireChannelWritabilityChanged()
+            #expect(try await nextBody(channel) == "id: 2\ndata: ab\n\nid: 4\ndata: cd\n\n")
+            source.finish()
+            _ = try await nextBody(channel)
+            try await writer.finished()
+        }
+    }
+
+    @Test func aClosedConnectionEndsTheWriter() async throws {
+        try await withStream { _, reader, source, channel in
+            let writer = try await start(reader, on: channel)
+            source.yield("ab")
+            _ = try await nextBody(channel)
+            try await channel.close()
+            await #expect(throws: ChannelError.ioOnClosedChannel) { try await writer.finished() }
+        }
+    }
+}
