@@ -24,7 +24,12 @@ final class ChannelStreamWriter: ResumableStreamObserver, @unchecked Sendable {
     private let metrics: StreamMetrics
     private let done: EventLoopPromise<Void>
 
+    private let allocator = ByteBufferAllocator()
+    /// The offset after the last chunk written whole.
     private var offset: Int
+    /// Chunks taken from the stream and not yet begun, and the one being written.
+    private var queued: ArraySlice<ResumableStreamChunk> = []
+    private var part: StreamFramer.ChunkPart?
     private var ended = false
     /// Registered with the stream: nothing to write until it has more.
     private var waitingForText = false
@@ -91,30 +96,49 @@ final class ChannelStreamWriter: ResumableStreamObserver, @unchecked Sendable {
         }
     }
 
-    /// Writes what the stream has while the connection can take it.
+    /// Writes what the stream has while the connection can take it, in writes of at most
+    /// `writeSize` bytes: a chunk larger than that goes out over several, so that a client that
+    /// stops reading holds one write however large the stream's chunks are.
     func pump() {
         guard !ended else { return }
         waitingForText = false
         var sent = 0
         while handler.isWritable {
-            guard let poll = reader.poll(at: offset, maximumBytes: writeSize, notifying: self) else {
-                waitingForText = true
-                break
+            if part == nil, queued.isEmpty {
+                guard let poll = reader.poll(at: offset, maximumBytes: writeSize, notifying: self) else {
+                    waitingForText = true
+                    break
+                }
+                switch poll {
+                case .chunks(let chunks):
+                    queued = chunks[...]
+                case .completed:
+                    end(nil, sent: sent)
+                    return
+                case .failed(let error):
+                    end(error, sent: sent)
+                    return
+                }
             }
-            var buffer = ByteBuffer()
-            switch poll {
-            case .chunks(let chunks):
-                framer.write(chunks, into: &buffer)
-                offset = chunks.last?.offset ?? offset
-                sent += buffer.readableBytes
-                handler.write(buffer)
-            case .completed:
-                end(nil, sent: sent)
-                return
-            case .failed(let error):
-                end(error, sent: sent)
-                return
+            // The queued chunks' events, the last one maybe cut, to be continued in the next
+            // write; in a buffer no larger than a write (NIO rounds capacities up to a power of
+            // two), or than they need when they are fewer.
+            let needed = (part.map { [$0.chunk] } ?? []).reduce(0) { $0 + $1.slice.utf8.count + 32 }
+                + queued.reduce(0) { $0 + $1.slice.utf8.count + 32 }
+            var buffer = allocator.buffer(capacity: min(needed, writeSize))
+            let limit = max(writeSize - StreamFramer.overshoot, 1)
+            while buffer.readableBytes < limit {
+                guard var current = part ?? queued.popFirst().map(StreamFramer.ChunkPart.init) else { break }
+                framer.write(&current, into: &buffer, limit: limit)
+                guard current.isComplete else {
+                    part = current
+                    break
+                }
+                offset = current.chunk.offset
+                part = nil
             }
+            sent += buffer.readableBytes
+            handler.write(buffer)
         }
         if sent > 0 {
             flush(sent)

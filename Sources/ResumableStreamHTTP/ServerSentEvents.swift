@@ -19,9 +19,7 @@ public enum ServerSentEvents {
 
     /// An event whose `id:` is a stream offset, written without making a string of it.
     public static func writeEvent(data: some StringProtocol, offset: Int, into buffer: inout ByteBuffer) {
-        buffer.writeStaticString("id: ")
-        writeDecimal(offset, into: &buffer)
-        buffer.writeStaticString("\n")
+        writeID(offset: offset, into: &buffer)
         writeEvent(data: data, name: nil, into: &buffer)
     }
 
@@ -29,41 +27,82 @@ public enum ServerSentEvents {
         if let name {
             writeField("event", name, into: &buffer)
         }
-        let text = Substring(data)
-        let written: Void? = text.utf8.withContiguousStorageIfAvailable { bytes in
-            writeDataLines(bytes, into: &buffer)
-        }
-        if written == nil {
-            var copy = String(text)
-            copy.withUTF8 { writeDataLines($0, into: &buffer) }
-        }
+        var lines = DataLines()
+        lines.write(Substring(data), into: &buffer, limit: .max)
+    }
+
+    /// The `id:` line of an event whose id is a stream offset.
+    static func writeID(offset: Int, into buffer: inout ByteBuffer) {
+        buffer.writeStaticString("id: ")
+        writeDecimal(offset, into: &buffer)
         buffer.writeStaticString("\n")
     }
 
-    /// One `data:` line per line of the text: CR, LF and CRLF each end a line.
-    private static func writeDataLines(_ bytes: UnsafeBufferPointer<UInt8>, into buffer: inout ByteBuffer) {
-        var line = 0
-        var index = 0
-        while index < bytes.count {
-            let byte = bytes[index]
-            guard byte == UInt8(ascii: "\n") || byte == UInt8(ascii: "\r") else {
-                index += 1
-                continue
-            }
-            writeDataLine(UnsafeBufferPointer(rebasing: bytes[line..<index]), into: &buffer)
-            index += 1
-            if byte == UInt8(ascii: "\r"), index < bytes.count, bytes[index] == UInt8(ascii: "\n") {
-                index += 1
-            }
-            line = index
-        }
-        writeDataLine(UnsafeBufferPointer(rebasing: bytes[line...]), into: &buffer)
-    }
+    /// An event's data lines, and the blank line that ends it, written in one go or over several
+    /// writes: where the last write stopped. A line may be cut anywhere between writes; the
+    /// client sees the same bytes either way. CR, LF and CRLF each end a line (a CRLF cut between
+    /// two writes too), because a line break inside a `data:` line would end it.
+    struct DataLines: Sendable {
+        /// UTF-8 bytes of the text written so far.
+        private(set) var written = 0
+        private(set) var isComplete = false
+        /// The current line's `data: ` is written.
+        private var inLine = false
+        /// The last byte ended a line with CR: an LF right after it belongs to it.
+        private var afterCR = false
 
-    private static func writeDataLine(_ line: UnsafeBufferPointer<UInt8>, into buffer: inout ByteBuffer) {
-        buffer.writeStaticString("data: ")
-        buffer.writeBytes(UnsafeRawBufferPointer(line))
-        buffer.writeStaticString("\n")
+        /// Writes on from where the last call stopped, until the buffer holds `limit` bytes or the
+        /// text ends; the buffer may then hold up to 14 bytes more (a field name, the end of the
+        /// event).
+        mutating func write(_ text: Substring, into buffer: inout ByteBuffer, limit: Int) {
+            let done: Void? = text.utf8.withContiguousStorageIfAvailable { write($0, into: &buffer, limit: limit) }
+            if done == nil {
+                var copy = String(text)
+                copy.withUTF8 { write($0, into: &buffer, limit: limit) }
+            }
+        }
+
+        private mutating func write(_ bytes: UnsafeBufferPointer<UInt8>, into buffer: inout ByteBuffer, limit: Int) {
+            var index = written
+            while index < bytes.count, buffer.readableBytes < limit {
+                let byte = bytes[index]
+                if afterCR {
+                    afterCR = false
+                    if byte == UInt8(ascii: "\n") {
+                        index += 1
+                        continue
+                    }
+                }
+                if !inLine {
+                    buffer.writeStaticString("data: ")
+                    inLine = true
+                }
+                if byte == UInt8(ascii: "\n") || byte == UInt8(ascii: "\r") {
+                    buffer.writeStaticString("\n")
+                    inLine = false
+                    afterCR = byte == UInt8(ascii: "\r")
+                    index += 1
+                    continue
+                }
+                // The rest of the line, or what room is left of it.
+                let room = max(limit - buffer.readableBytes, 1)
+                var end = index
+                while end < bytes.count, end - index < room, bytes[end] != UInt8(ascii: "\n"), bytes[end] != UInt8(ascii: "\r") {
+                    end += 1
+                }
+                buffer.writeBytes(UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: bytes[index..<end])))
+                index = end
+            }
+            written = index
+            guard index == bytes.count, !isComplete else { return }
+            // The last line, even when empty (the text ended with a line break, or is empty), and the
+            // blank line that ends the event.
+            if !inLine {
+                buffer.writeStaticString("data: ")
+            }
+            buffer.writeStaticString("\n\n")
+            isComplete = true
+        }
     }
 
     private static func writeDecimal(_ value: Int, into buffer: inout ByteBuffer) {

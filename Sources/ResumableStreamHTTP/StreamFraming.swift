@@ -30,10 +30,54 @@ struct StreamFramer: Sendable {
         // Room for the text and each event's fields, so that the buffer grows once.
         buffer.reserveCapacity(minimumWritableBytes: chunks.reduce(0) { $0 + $1.slice.utf8.count + 32 })
         for chunk in chunks {
-            switch framing {
-            case .sse: ServerSentEvents.writeEvent(data: chunk.slice, offset: chunk.offset, into: &buffer)
-            case .raw: buffer.writeSubstring(chunk.slice)
+            var part = ChunkPart(chunk)
+            write(&part, into: &buffer, limit: .max)
+        }
+    }
+
+    /// How much of one chunk has been written, when it is written over several writes.
+    struct ChunkPart: Sendable {
+        let chunk: ResumableStreamChunk
+        fileprivate var started = false
+        fileprivate var lines = ServerSentEvents.DataLines()
+        /// Raw: UTF-8 bytes written.
+        fileprivate var written = 0
+        fileprivate(set) var isComplete = false
+
+        init(_ chunk: ResumableStreamChunk) {
+            self.chunk = chunk
+        }
+    }
+
+    /// The most a write's buffer holds beyond the limit given to ``write(_:into:limit:)``.
+    static let overshoot = 48
+
+    /// Writes the chunk on from where its last write stopped, until the buffer holds `limit`
+    /// bytes or the chunk is written (``ChunkPart/isComplete``), so that a chunk larger than a
+    /// write goes out in several, each no larger than the writer's bound. The buffer may hold up
+    /// to ``overshoot`` bytes more.
+    func write(_ part: inout ChunkPart, into buffer: inout ByteBuffer, limit: Int) {
+        guard !part.isComplete, buffer.readableBytes < limit else { return }
+        switch framing {
+        case .sse:
+            if !part.started {
+                ServerSentEvents.writeID(offset: part.chunk.offset, into: &buffer)
+                part.started = true
             }
+            part.lines.write(part.chunk.slice, into: &buffer, limit: limit)
+            part.isComplete = part.lines.isComplete
+        case .raw:
+            // Bytes, not characters: a write may end inside one, and the next goes on from there.
+            let room = max(limit - buffer.readableBytes, 0)
+            let written = part.written
+            var text = part.chunk.slice
+            let count = text.utf8.count
+            let end = min(count, written + room)
+            _ = text.withUTF8 { bytes in
+                buffer.writeBytes(UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: bytes[written..<end])))
+            }
+            part.written = end
+            part.isComplete = end == count
         }
     }
 

@@ -104,3 +104,27 @@ struct ChannelStreamWriterTests {
         }
     }
 }
+
+extension ChannelStreamWriterTests {
+    @Test func aChunkLargerThanAWriteGoesOutInWritesOfThatSize() async throws {
+        try await withStream { _, reader, source, channel in
+            let writer = try await start(reader, on: channel)
+            let text = String(repeating: "0123456789abcdef", count: 1024)  // 16 KiB
+            source.yield(text)
+            var received = ""
+            var sizes: [Int] = []
+            while !received.hasSuffix("\n\n") {
+                let body = try await nextBody(channel)
+                guard !body.isEmpty else { break }
+                sizes.append(body.utf8.count)
+                received += body
+            }
+            #expect(received == "id: 16384\ndata: \(text)\n\n")
+            #expect(sizes.count == 5)
+            #expect(sizes.allSatisfy { $0 <= 4096 })
+            source.finish()
+            _ = try await nextBody(channel)
+            try await writer.finished()
+        }
+    }
+}
