@@ -32,8 +32,10 @@ public struct ResumableStreamRoutes<Context: RequestContext>: Sendable {
         public var maxStreams = 1_000
         /// The largest JSON body of a create request.
         public var maxRequestBodySize = 64 * 1024
-        /// The most text one write to a client carries when chunks pile up: what a client that
-        /// stops reading can leave waiting in the process, beside the connection's own bound.
+        /// The most one write to a client carries when chunks pile up, and (when the context offers
+        /// its channel, see ``EventLoopRequestContext``) the most it carries at all, a larger
+        /// chunk going out in several: what a client that stops reading can leave waiting in the
+        /// process, beside the connection's own bound.
         public var writeSize = 4 * 1024
         /// Where idle timers run.
         public var eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
