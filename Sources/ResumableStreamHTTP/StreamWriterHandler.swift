@@ -14,16 +14,18 @@ final class StreamWriterHandler: ChannelInboundHandler, RemovableChannelHandler 
     typealias OutboundOut = HTTPResponsePart
 
     private var context: ChannelHandlerContext?
+    /// The context's channel, kept: asked for its writability before every write.
+    private var channel: (any Channel)?
     /// The response being written, if it writes from here.
     private var writer: ChannelStreamWriter?
 
     init() {}
 
-    var isWritable: Bool { context?.channel.isWritable ?? false }
+    var isWritable: Bool { channel?.isWritable ?? false }
 
     /// Makes `writer` the one told about the connection; `false` if the connection has closed.
     func attach(_ writer: ChannelStreamWriter) -> Bool {
-        guard let context, context.channel.isActive else { return false }
+        guard let channel, channel.isActive else { return false }
         self.writer = writer
         return true
     }
@@ -42,11 +44,13 @@ final class StreamWriterHandler: ChannelInboundHandler, RemovableChannelHandler 
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        self.channel = context.channel
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
         writer?.stop(ChannelError.ioOnClosedChannel)
         self.context = nil
+        self.channel = nil
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
