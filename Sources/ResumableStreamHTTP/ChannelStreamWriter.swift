@@ -123,8 +123,7 @@ final class ChannelStreamWriter: ResumableStreamObserver, @unchecked Sendable {
             // The queued chunks' events, the last one maybe cut, to be continued in the next
             // write; in a buffer no larger than a write (NIO rounds capacities up to a power of
             // two), or than they need when they are fewer.
-            let needed = (part.map { [$0.chunk] } ?? []).reduce(0) { $0 + $1.slice.utf8.count + 32 }
-                + queued.reduce(0) { $0 + $1.slice.utf8.count + 32 }
+            let needed = queued.reduce(part.map { $0.chunk.slice.utf8.count + 32 } ?? 0) { $0 + $1.slice.utf8.count + 32 }
             var buffer = allocator.buffer(capacity: min(needed, writeSize))
             let limit = max(writeSize - StreamFramer.overshoot, 1)
             while buffer.readableBytes < limit {
