@@ -285,13 +285,16 @@ final class StreamBuffer: Sendable {
     /// up to `maximumBytes` together: what a reader that has caught up takes in one go, under one
     /// lock. Empty when there is none, or when `offset` is not where a chunk starts.
     func chunksNow(from offset: Int, maximumBytes: Int) -> [ResumableStreamChunk] {
-        state.withLock { state in
-            guard offset >= 0, offset < state.length else { return [] }
-            let index = Self.firstChunk(in: state, endingAfter: offset)
-            guard (index == 0 ? 0 : state.ends[index - 1]) == offset else { return [] }
-            return Self.wholeChunks(in: state, from: index, maximumBytes: maximumBytes).map {
-                ResumableStreamChunk(state.chunks[$0], offset: state.ends[$0])
-            }
+        state.withLock { Self.chunks(in: $0, startingAt: offset, maximumBytes: maximumBytes) }
+    }
+
+    /// ``chunksNow(from:maximumBytes:)`` under the lock already held.
+    private static func chunks(in state: State, startingAt offset: Int, maximumBytes: Int) -> [ResumableStreamChunk] {
+        guard offset >= 0, offset < state.length else { return [] }
+        let index = firstChunk(in: state, endingAfter: offset)
+        guard (index == 0 ? 0 : state.ends[index - 1]) == offset else { return [] }
+        return wholeChunks(in: state, from: index, maximumBytes: maximumBytes).map {
+            ResumableStreamChunk(state.chunks[$0], offset: state.ends[$0])
         }
     }
 
@@ -310,15 +313,12 @@ final class StreamBuffer: Sendable {
             case .end(.completed): return .completed
             case .end(.failed(let error)): return .failed(error)
             case .text(let pieces, let end):
-                // The first piece may start inside its chunk; the chunks after it are whole.
-                var chunks = [ResumableStreamChunk(pieces[0], offset: end)]
+                // The first piece may start inside its chunk; the chunks after it are whole, as an
+                // async reader takes them (``ResumableStreamReader/AsyncIterator/next(maximumBytes:idleTimer:)``).
+                let first = ResumableStreamChunk(pieces[0], offset: end)
                 let size = pieces[0].utf8.count
-                guard size < maximumBytes, end < state.length else { return .chunks(chunks) }
-                let index = Self.firstChunk(in: state, endingAfter: end)
-                for index in Self.wholeChunks(in: state, from: index, maximumBytes: maximumBytes - size) {
-                    chunks.append(ResumableStreamChunk(state.chunks[index], offset: state.ends[index]))
-                }
-                return .chunks(chunks)
+                guard size < maximumBytes else { return .chunks([first]) }
+                return .chunks([first] + Self.chunks(in: state, startingAt: end, maximumBytes: maximumBytes - size))
             }
         }
     }
