@@ -12,8 +12,9 @@ import ResumableStream
 /// writers for each of them. A follower that does not read is not told (it is not registered
 /// while its socket is full) and holds at most what the connection's write limits allow.
 ///
-/// Everything here runs on `eventLoop`; the task that wrote the response's head waits for
-/// ``finished()`` and then ends the response through Hummingbird's writer.
+/// Everything here runs on `eventLoop`. The task that wrote the response's head does not wait:
+/// the writer ends the response itself (through its handler), and holds the reader's slot until
+/// then, so that a follower costs no task and no task's stack while it waits for text.
 final class ChannelStreamWriter: ResumableStreamObserver, @unchecked Sendable {
     let eventLoop: any EventLoop
     private let handler: StreamWriterHandler
@@ -23,6 +24,8 @@ final class ChannelStreamWriter: ResumableStreamObserver, @unchecked Sendable {
     private let heartbeat: TimeAmount
     private let metrics: StreamMetrics
     private let done: EventLoopPromise<Void>
+    /// The reader's place among the limited ones, given back when the writer ends.
+    private var slot: ReaderSlot?
 
     private let allocator = ByteBufferAllocator()
     /// The offset after the last chunk written whole.
@@ -44,9 +47,11 @@ final class ChannelStreamWriter: ResumableStreamObserver, @unchecked Sendable {
         framer: StreamFramer,
         writeSize: Int,
         heartbeat: TimeAmount,
-        metrics: StreamMetrics
+        metrics: StreamMetrics,
+        slot: ReaderSlot?
     ) {
         self.handler = handler
+        self.slot = slot
         self.eventLoop = eventLoop
         self.reader = reader
         self.framer = framer
@@ -57,15 +62,16 @@ final class ChannelStreamWriter: ResumableStreamObserver, @unchecked Sendable {
         self.done = eventLoop.makePromise()
     }
 
-    /// Starts writing `reader` into `channel`'s response body, or returns `nil` when the channel
-    /// has no ``StreamWriterHandler`` (the caller writes from its task then).
+    /// Starts writing `reader` into `channel`'s response body and ending the response, or returns
+    /// `nil` when the channel has no ``StreamWriterHandler`` (the caller writes from its task then).
     static func start(
         on channel: any Channel,
         reader: ResumableStreamReader,
         framer: StreamFramer,
         writeSize: Int,
         heartbeat: TimeAmount,
-        metrics: StreamMetrics
+        metrics: StreamMetrics,
+        slot: ReaderSlot? = nil
     ) async throws -> ChannelStreamWriter? {
         try await channel.eventLoop.submit { () -> ChannelStreamWriter? in
             guard let handler = try? channel.pipeline.syncOperations.handler(type: StreamWriterHandler.self) else {
@@ -73,7 +79,7 @@ final class ChannelStreamWriter: ResumableStreamObserver, @unchecked Sendable {
             }
             let writer = ChannelStreamWriter(
                 handler: handler, eventLoop: channel.eventLoop, reader: reader, framer: framer,
-                writeSize: writeSize, heartbeat: heartbeat, metrics: metrics
+                writeSize: writeSize, heartbeat: heartbeat, metrics: metrics, slot: slot
             )
             guard handler.attach(writer) else {
                 writer.stop(ChannelError.ioOnClosedChannel)
@@ -85,9 +91,9 @@ final class ChannelStreamWriter: ResumableStreamObserver, @unchecked Sendable {
         }.get()
     }
 
-    /// Returns once the body is written to its end, which the caller then writes; throws when the
-    /// connection closed first, when the task is cancelled, or (raw text) when the stream did not
-    /// complete and the body must be broken off.
+    /// Returns once the body is written and the response ended; throws when the connection closed
+    /// first, when the task is cancelled, or (raw text) when the stream did not complete and the
+    /// body was broken off.
     func finished() async throws {
         try await withTaskCancellationHandler {
             try await done.futureResult.get()
@@ -152,24 +158,32 @@ final class ChannelStreamWriter: ResumableStreamObserver, @unchecked Sendable {
     func stop(_ error: any Error) {
         guard !ended else { return }
         reader.stopNotifying(self)
-        finish(.failure(error))
+        finish(.failure(error), ending: .closed)
     }
 
+    /// Writes the stream's ending; the handler then flushes it with the response's end, or
+    /// breaks the connection off.
     private func end(_ error: ResumableStreamError?, sent: Int) {
         var buffer = ByteBuffer()
         let breaking = framer.writeEnding(error, at: offset, into: &buffer)
         if buffer.readableBytes > 0 {
             handler.write(buffer)
         }
-        flush(sent + buffer.readableBytes)
-        finish(breaking.map { .failure($0) } ?? .success(()))
+        let bytes = sent + buffer.readableBytes
+        if bytes > 0 { metrics.sent(bytes: bytes) }
+        if let breaking {
+            finish(.failure(breaking), ending: .breakOff)
+        } else {
+            finish(.success(()), ending: .end)
+        }
     }
 
-    private func finish(_ result: Result<Void, any Error>) {
+    private func finish(_ result: Result<Void, any Error>, ending: StreamWriterHandler.ResponseEnding) {
         ended = true
         heartbeatTimer?.cancel()
         heartbeatTimer = nil
-        handler.detach(self)
+        handler.detach(self, ending: ending)
+        slot = nil
         done.completeWith(result)
     }
 

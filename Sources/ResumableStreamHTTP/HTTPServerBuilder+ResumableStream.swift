@@ -10,8 +10,15 @@ extension HTTPServerBuilder {
     /// (``ConnectionTimeoutHandler``); what a client that does not read can make the
     /// connection hold is bounded (``ConnectionWriteLimits``); and a stream response can write
     /// its body from the connection's event loop (``StreamWriterHandler``).
+    ///
+    /// Each request is answered in a child task of the connection's task. A task keeps every
+    /// piece of stack it has grown to until it ends, and routing a request through Hummingbird
+    /// and the middleware grows it by some 17 KiB: answered in the connection's own task, that
+    /// stays with the connection for as long as it is open. A stream response written from the
+    /// event loop ends its request's task at once, so a follower that waits for text holds its
+    /// connection and the connection's task at rest, no more.
     public static func resumableStream(headerTimeout: Duration, idleTimeout: Duration, logger: Logger) -> HTTPServerBuilder {
-        .http1(configuration: HTTP1Channel.Configuration(additionalChannelHandlers: [
+        let configuration = HTTP1Channel.Configuration(additionalChannelHandlers: [
             // First, right after the HTTP codec: the body parts it writes pass only the handlers
             // that encode them. The handlers after it look at a response's head and end, which
             // Hummingbird's writer sends through all of them.
@@ -19,6 +26,38 @@ extension HTTPServerBuilder {
             ConnectionWriteLimits(pendingBytes: 8 * 1024, unsentBytes: 64 * 1024),
             ParserErrorResponder(logger: logger),
             ConnectionTimeoutHandler(headerTimeout: TimeAmount(headerTimeout), idleTimeout: TimeAmount(idleTimeout), logger: logger),
-        ]))
+        ])
+        return HTTPServerBuilder { responder in
+            HTTP1Channel(responder: answeringInChildTask(responder), configuration: configuration)
+        }
+    }
+
+    private static func answeringInChildTask(_ responder: @escaping HTTPChannelHandler.Responder) -> HTTPChannelHandler.Responder {
+        { request, responseWriter, channel in
+            let handOver = ResponseWriterHandOver(responseWriter)
+            try await withThrowingDiscardingTaskGroup { group in
+                group.addTask {
+                    try await responder(request, handOver.take(), channel)
+                }
+            }
+        }
+    }
+}
+
+/// Moves the connection's response writer, which cannot be copied, into the request's task.
+private final class ResponseWriterHandOver: @unchecked Sendable {
+    // Written once here and taken once by the child task, which starts after this is built and
+    // before the parent looks at it again (it never does).
+    private var writer: ResponseWriter?
+
+    init(_ writer: consuming ResponseWriter) {
+        self.writer = consume writer
+    }
+
+    func take() -> ResponseWriter {
+        guard let writer = writer.take() else {
+            preconditionFailure("a request's response writer is taken once")
+        }
+        return writer
     }
 }

@@ -36,11 +36,13 @@ struct StreamResponse: Sendable {
             var buffer = ByteBuffer()
             framer.writeStart(into: &buffer)
             try await send(&buffer, to: &writer)
-            if let channel, let channelWriter = try await ChannelStreamWriter.start(
-                on: channel, reader: reader, framer: framer, writeSize: writeSize, heartbeat: heartbeat, metrics: metrics
-            ) {
-                try await channelWriter.finished()
-                try await writer.finish(nil)
+            // Handed to the connection's event loop, which writes the body and the response's end
+            // and gives the slot back: the request's task ends here, and the connection's waits
+            // for its next request (see ``StreamWriterHandler``).
+            if let channel, try await ChannelStreamWriter.start(
+                on: channel, reader: reader, framer: framer, writeSize: writeSize, heartbeat: heartbeat,
+                metrics: metrics, slot: slot
+            ) != nil {
                 return
             }
             let idleTimer = IdleTimer(interval: heartbeat, on: eventLoop)

@@ -33,21 +33,29 @@ struct ChannelStreamWriterTests {
         }
     }
 
-    private func start(_ reader: ResumableStreamReader, on channel: NIOAsyncTestingChannel) async throws -> ChannelStreamWriter {
+    private func start(
+        _ reader: ResumableStreamReader, on channel: NIOAsyncTestingChannel, metrics: StreamMetrics = StreamMetrics()
+    ) async throws -> ChannelStreamWriter {
         let writer = try await ChannelStreamWriter.start(
             on: channel, reader: reader, framer: StreamFramer(framing: .sse, retryMilliseconds: 1000),
-            writeSize: 4096, heartbeat: .seconds(60), metrics: StreamMetrics()
+            writeSize: 4096, heartbeat: .seconds(60), metrics: metrics, slot: metrics.takeReaderSlot(limit: 1)
         )
         return try #require(writer, "the channel has the handler")
     }
 
-    /// The next body part the writer wrote; "" (with an issue) when there is none within 10 s.
-    private func nextBody(_ channel: NIOAsyncTestingChannel, sourceLocation: SourceLocation = #_sourceLocation) async throws -> String {
+    /// The next part the writer wrote, `nil` (with an issue) when there is none within 10 s.
+    private func nextPart(_ channel: NIOAsyncTestingChannel, sourceLocation: SourceLocation = #_sourceLocation) async throws -> HTTPResponsePart? {
         var part: HTTPResponsePart?
         try await eventually(sourceLocation: sourceLocation) {
             part = try await channel.readOutbound(as: HTTPResponsePart.self)
             return part != nil
         }
+        return part
+    }
+
+    /// The next body part the writer wrote; "" (with an issue) when there is none within 10 s.
+    private func nextBody(_ channel: NIOAsyncTestingChannel, sourceLocation: SourceLocation = #_sourceLocation) async throws -> String {
+        let part = try await nextPart(channel, sourceLocation: sourceLocation)
         guard case .body(let buffer)? = part else {
             if let part { Issue.record("expected a body part, got \(part)", sourceLocation: sourceLocation) }
             return ""
@@ -55,16 +63,22 @@ struct ChannelStreamWriterTests {
         return String(buffer: buffer)
     }
 
-    @Test func writesEachChunkAsItsEventThenTheEnd() async throws {
+    /// The writer ends the response itself, and gives the reader's slot back then: the task that
+    /// started it does not wait.
+    @Test func writesEachChunkAsItsEventThenTheEndAndGivesTheSlotBack() async throws {
         try await withStream { _, reader, source, channel in
-            let writer = try await start(reader, on: channel)
+            let metrics = StreamMetrics()
+            let writer = try await start(reader, on: channel, metrics: metrics)
             source.yield("ab")
             #expect(try await nextBody(channel) == "id: 2\ndata: ab\n\n")
             source.yield("c\nd")
             #expect(try await nextBody(channel) == "id: 5\ndata: c\ndata: d\n\n")
+            #expect(metrics.activeReaders == 1)
             source.finish()
             #expect(try await nextBody(channel) == "event: end\ndata: {\"offset\":5,\"status\":\"completed\"}\n\n")
+            #expect(try await nextPart(channel) == .end(nil))
             try await writer.finished()
+            #expect(metrics.activeReaders == 0)
         }
     }
 
@@ -96,11 +110,13 @@ struct ChannelStreamWriterTests {
 
     @Test func aClosedConnectionEndsTheWriter() async throws {
         try await withStream { _, reader, source, channel in
-            let writer = try await start(reader, on: channel)
+            let metrics = StreamMetrics()
+            let writer = try await start(reader, on: channel, metrics: metrics)
             source.yield("ab")
             _ = try await nextBody(channel)
             try await channel.close()
             await #expect(throws: ChannelError.ioOnClosedChannel) { try await writer.finished() }
+            #expect(metrics.activeReaders == 0)
         }
     }
 }
