@@ -8,7 +8,7 @@ extension HTTPServerBuilder {
     /// and a connection is closed when its request head takes longer than `headerTimeout` or it is
     /// idle between requests for `idleTimeout`, never while it owes a response
     /// (``ConnectionTimeoutHandler``); what a client that does not read can make the
-    /// connection hold is bounded (``ConnectionWriteLimits``); and a stream response can write
+    /// connection hold is bounded (``ConnectionBufferLimits``); and a stream response can write
     /// its body from the connection's event loop (``StreamWriterHandler``).
     ///
     /// Each request is answered in a child task of the connection's task. A task keeps every
@@ -23,7 +23,7 @@ extension HTTPServerBuilder {
             // that encode them. The handlers after it look at a response's head and end, which
             // Hummingbird's writer sends through all of them.
             StreamWriterHandler(),
-            ConnectionWriteLimits(pendingBytes: 8 * 1024, unsentBytes: 64 * 1024),
+            ConnectionBufferLimits(pendingBytes: 8 * 1024, unsentBytes: 64 * 1024),
             ParserErrorResponder(logger: logger),
             ConnectionTimeoutHandler(headerTimeout: TimeAmount(headerTimeout), idleTimeout: TimeAmount(idleTimeout), logger: logger),
         ])

@@ -33,7 +33,7 @@ extension FaultTests {
                     try await page.waitUntil(
                         "the creator's pane shows 20 chunks", "\(Self.chunks(in: creator)) >= 20", diagnosis: DemoPage.script
                     )
-                    try await page.click("\(creator) [data-action=cut]")
+                    try await page.click("\(creator) [data-action=cut]", diagnosis: DemoPage.script)
                     try await page.waitUntil(
                         "the creator resumed after the cut", "\(Self.field("resumes", in: creator)) >= 1 && \(Self.chunks(in: creator)) > 20",
                         diagnosis: DemoPage.script
@@ -43,7 +43,7 @@ extension FaultTests {
                         "the follower reads", "\(Self.chunks(in: follower)) >= 1 && document.querySelector('\(follower)').dataset.state === 'open'",
                         diagnosis: DemoPage.script
                     )
-                    try await page.click("\(follower) [data-action=cut]")
+                    try await page.click("\(follower) [data-action=cut]", diagnosis: DemoPage.script)
                     try await page.waitUntil(
                         "both panes show completed",
                         "['\(creator)', '\(follower)'].every((pane) => document.querySelector(`${pane} [data-field=state]`).textContent === 'completed')",

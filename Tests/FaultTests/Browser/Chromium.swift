@@ -155,12 +155,16 @@ struct BrowserPage: Sendable {
     }
 
     /// Clicks the element `selector` selects (a button that is not disabled).
-    func click(_ selector: String) async throws {
+    func click(_ selector: String, diagnosis: String? = nil) async throws {
         let clicked = try await evaluate("""
             (() => { const element = document.querySelector(\(Self.literal(selector)));
                      if (!element || element.disabled) return false; element.click(); return true; })()
             """)
-        guard clicked.bool == true else { throw PageError(message: "no enabled \(selector) to click") }
+        guard clicked.bool == true else {
+            var message = "no enabled \(selector) to click"
+            if let diagnosis, let seen = try? await evaluate(diagnosis) { message += "; the page shows \(seen)" }
+            throw PageError(message: message)
+        }
     }
 
     /// What the page shows now, as a PNG.
