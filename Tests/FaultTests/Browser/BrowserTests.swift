@@ -14,7 +14,9 @@ extension FaultTests {
         @Test func demoPageResumesThroughNginx() async throws {
             try await FaultHarness.run { h in
                 let site = try await h.startInstancesBehindNginx()
-                let demo = Demo(count: 100, intervalMs: 50)
+                // Long enough that the follower, opened after the creator's resume (up to a second
+                // of backoff), is still live when the test cuts it on a loaded machine.
+                let demo = Demo(count: 100, intervalMs: 100)
                 // The form the page's own ids have, for the picture.
                 let id = "demo-\(UUID().uuidString.prefix(8).lowercased())"
                 let creator = "[data-pane=creator]"
