@@ -27,7 +27,6 @@ final class ChannelStreamWriter: ResumableStreamObserver, @unchecked Sendable {
     /// The reader's place among the limited ones, given back when the writer ends.
     private var slot: ReaderSlot?
 
-    private let allocator = ByteBufferAllocator()
     /// The offset after the last chunk written whole.
     private var offset: Int
     /// Chunks taken from the stream and not yet begun, and the one being written.
@@ -127,11 +126,12 @@ final class ChannelStreamWriter: ResumableStreamObserver, @unchecked Sendable {
                 }
             }
             // The queued chunks' events, the last one maybe cut, to be continued in the next
-            // write; in a buffer no larger than a write (NIO rounds capacities up to a power of
-            // two), or than they need when they are fewer.
+            // write; in a buffer no larger than a write, chunk framing included (NIO rounds
+            // capacities up to a power of two), or than they need when they are fewer.
             let needed = queued.reduce(part.map { $0.chunk.slice.utf8.count + 32 } ?? 0) { $0 + $1.slice.utf8.count + 32 }
-            var buffer = allocator.buffer(capacity: min(needed, writeSize))
-            let limit = max(writeSize - StreamFramer.overshoot, 1)
+            let room = max(writeSize - StreamWriterHandler.chunkFraming, 1)
+            var buffer = handler.makeBody(capacity: min(needed, room))
+            let limit = max(room - StreamFramer.overshoot, 1)
             while buffer.readableBytes < limit {
                 guard var current = part ?? queued.popFirst().map(StreamFramer.ChunkPart.init) else { break }
                 framer.write(&current, into: &buffer, limit: limit)
@@ -164,12 +164,10 @@ final class ChannelStreamWriter: ResumableStreamObserver, @unchecked Sendable {
     /// Writes the stream's ending; the handler then flushes it with the response's end, or
     /// breaks the connection off.
     private func end(_ error: ResumableStreamError?, sent: Int) {
-        var buffer = ByteBuffer()
+        var buffer = handler.makeBody(capacity: 64)
         let breaking = framer.writeEnding(error, at: offset, into: &buffer)
-        if buffer.readableBytes > 0 {
-            handler.write(buffer)
-        }
         let bytes = sent + buffer.readableBytes
+        handler.write(buffer)
         if bytes > 0 { metrics.sent(bytes: bytes) }
         if let breaking {
             finish(.failure(breaking), ending: .breakOff)
@@ -206,12 +204,11 @@ final class ChannelStreamWriter: ResumableStreamObserver, @unchecked Sendable {
         let due = lastWrite + heartbeat
         if now >= due {
             if waitingForText {
-                var buffer = ByteBuffer()
+                var buffer = handler.makeBody(capacity: 16)
                 framer.writeHeartbeat(into: &buffer)
-                if buffer.readableBytes > 0 {
-                    handler.write(buffer)
-                }
-                flush(buffer.readableBytes)
+                let bytes = buffer.readableBytes
+                handler.write(buffer)
+                flush(bytes)
             }
             scheduleHeartbeat(at: now + heartbeat)
         } else {

@@ -25,6 +25,8 @@ final class StreamWriterHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias OutboundOut = HTTPResponsePart
 
     private var context: ChannelHandlerContext?
+    /// Where the body's chunks enter the pipeline: first, before the HTTP/1 encoder.
+    private let outlet = ChunkOutlet()
     /// The context's channel, kept: asked for its writability before every write.
     private var channel: (any Channel)?
     /// The response being written, if it writes from here.
@@ -56,12 +58,50 @@ final class StreamWriterHandler: ChannelDuplexHandler, RemovableChannelHandler {
         return true
     }
 
-    func write(_ buffer: ByteBuffer) {
-        context?.write(wrapOutboundOut(.body(buffer)), promise: nil)
+    /// A buffer for up to `capacity` bytes of body, with room in front for its chunk's size line
+    /// and behind for its CRLF, within `capacity + chunkFraming` bytes.
+    func makeBody(capacity: Int) -> ByteBuffer {
+        var buffer = (channel?.allocator ?? ByteBufferAllocator()).buffer(capacity: capacity + Self.chunkFraming)
+        buffer.moveWriterIndex(forwardBy: Self.sizeLineRoom)
+        buffer.moveReaderIndex(forwardBy: Self.sizeLineRoom)
+        return buffer
+    }
+
+    /// Room for a chunk's size line (16 hex digits and CRLF) and its closing CRLF.
+    static let chunkFraming = sizeLineRoom + 2
+    private static let sizeLineRoom = 18
+
+    /// Writes `body` as one chunk of the response's chunked body, framed here and written at the
+    /// pipeline's head: NIO's HTTP/1 encoder would frame it in three buffers, three pending writes
+    /// and three iovecs, on the way of every follower's every chunk. Stream responses have no
+    /// length and Hummingbird's codec answers every request as HTTP/1.1, so the encoder has made
+    /// them chunked; the response's end still goes through it.
+    /// Taken, not borrowed: a buffer the caller still held would be copied to write the size line.
+    func write(_ body: consuming ByteBuffer) {
+        var buffer = body
+        let length = buffer.readableBytes
+        guard length > 0, let outlet = outlet.context else { return }
+        var digits = 1
+        while length >> (4 * digits) > 0 { digits += 1 }
+        if buffer.readerIndex < digits + 2 {
+            // Built without room in front: copied behind a size line.
+            let unframed = buffer
+            buffer = makeBody(capacity: length)
+            buffer.writeImmutableBuffer(unframed)
+        }
+        let start = buffer.readerIndex - digits - 2
+        for index in 0..<digits {
+            let nibble = (length >> (4 * (digits - 1 - index))) & 0xF
+            buffer.setInteger(UInt8(nibble < 10 ? 48 + nibble : 87 + nibble), at: start + index)
+        }
+        buffer.setInteger(UInt16(0x0D0A), at: start + digits)
+        buffer.moveReaderIndex(to: start)
+        buffer.writeInteger(UInt16(0x0D0A))
+        outlet.write(NIOAny(buffer), promise: nil)
     }
 
     func flush() {
-        context?.flush()
+        outlet.context?.flush()
     }
 
     /// The writer is done: see ``ResponseEnding``. Hummingbird's closing of the output, if it
@@ -104,6 +144,7 @@ final class StreamWriterHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         self.channel = context.channel
+        try? context.pipeline.syncOperations.addHandler(outlet, position: .first)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -210,5 +251,21 @@ final class StreamWriterHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func channelInactive(context: ChannelHandlerContext) {
         writer?.stop(ChannelError.ioOnClosedChannel)
         context.fireChannelInactive()
+    }
+}
+
+/// The head end of the pipeline, for the response body's framed chunks (see
+/// ``StreamWriterHandler/write(_:)``): what is written from its context goes to the socket.
+final class ChunkOutlet: ChannelOutboundHandler, RemovableChannelHandler {
+    typealias OutboundIn = ByteBuffer
+
+    private(set) var context: ChannelHandlerContext?
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
     }
 }

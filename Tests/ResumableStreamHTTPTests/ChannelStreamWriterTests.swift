@@ -53,14 +53,26 @@ struct ChannelStreamWriterTests {
         return part
     }
 
-    /// The next body part the writer wrote; "" (with an issue) when there is none within 10 s.
+    /// The next body chunk the writer wrote, its chunked framing checked and taken off; "" (with
+    /// an issue) when there is none within 10 s.
     private func nextBody(_ channel: NIOAsyncTestingChannel, sourceLocation: SourceLocation = #_sourceLocation) async throws -> String {
-        let part = try await nextPart(channel, sourceLocation: sourceLocation)
-        guard case .body(let buffer)? = part else {
-            if let part { Issue.record("expected a body part, got \(part)", sourceLocation: sourceLocation) }
+        var written: ByteBuffer?
+        try await eventually(sourceLocation: sourceLocation) {
+            written = try await channel.readOutbound(as: ByteBuffer.self)
+            return written != nil
+        }
+        guard let written else { return "" }
+        #expect(written.readableBytes <= 4096, "a write within the write size, framing included", sourceLocation: sourceLocation)
+        let framed = String(buffer: written)
+        guard let sizeEnd = framed.range(of: "\r\n"), let size = Int(framed[..<sizeEnd.lowerBound], radix: 16) else {
+            Issue.record("not a chunk: \(framed.debugDescription)", sourceLocation: sourceLocation)
             return ""
         }
-        return String(buffer: buffer)
+        let body = String(decoding: Array(framed[sizeEnd.upperBound...].utf8).dropLast(2), as: UTF8.self)
+        #expect(body.utf8.count == size, "the chunk's size line", sourceLocation: sourceLocation)
+        #expect(framed.hasSuffix("\r\n"), sourceLocation: sourceLocation)
+        #expect(framed[..<sizeEnd.lowerBound] == String(size, radix: 16), "lowercase hex, no padding", sourceLocation: sourceLocation)
+        return body
     }
 
     /// The writer ends the response itself, and gives the reader's slot back then: the task that
