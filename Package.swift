@@ -40,6 +40,7 @@ let package = Package(
             name: "CHiredis",
             providers: [.apt(["libhiredis-dev"])]
         ),
+        .systemLibrary(name: "CMalloc"),
         .target(
             name: "Redis",
             dependencies: [
@@ -90,6 +91,7 @@ let package = Package(
         .target(
             name: "ResumableStreamServer",
             dependencies: [
+                "CMalloc",
                 "ResumableStreamHTTP",
                 "ResumableStream",
                 "Redis",

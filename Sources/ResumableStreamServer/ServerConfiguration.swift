@@ -33,6 +33,10 @@ public struct ServerConfiguration: Sendable {
     public var headerTimeout: Duration = .seconds(10)
     /// How long a kept-alive connection may wait between requests.
     public var idleTimeout: Duration = .seconds(60)
+    /// How often the server gives back to the system the memory its allocator holds free (when it
+    /// holds at least 4 MiB): after a burst of connections, resident memory returns towards what
+    /// the connections that stay need. `nil`: never.
+    public var freedMemoryInterval: Duration? = .seconds(10)
     /// The bound on every Redis call (the command timeout of the client and the subscriber).
     public var brokerTimeout: Duration = .seconds(2)
     /// The lease of a live stream's sentinel, in seconds: a producer that dies frees its id within it.

@@ -162,6 +162,9 @@ public struct StreamServer: Sendable {
             logger: logger
         )
         services.append(HTTPClientService(client: httpClient))
+        if let interval = configuration.freedMemoryInterval {
+            services.append(FreedMemoryService(interval: interval, threshold: 4 * 1024 * 1024))
+        }
         // Shut down in reverse order: first the drain and the shutdown delay, then the HTTP server
         // (which closes its listener and waits for the responses in progress), then the proxy's
         // client and the broker's connections.
