@@ -18,18 +18,21 @@ struct FreedMemoryService: Service {
     let threshold: Int
 
     func run() async throws {
-        try await cancelWhenGracefulShutdown {
+        // Ends at graceful shutdown (its sleep is cancelled then), which is no failure.
+        try? await cancelWhenGracefulShutdown {
             // What the allocator held free after the last trim: trimmed pages stay free chunks,
             // so only what was freed since then is worth another walk of the heaps.
             var floor = 0
             while true {
+                // Throws only when cancelled, which ends the loop.
                 try await Task.sleep(for: interval)
-                floor = try await NIOThreadPool.singleton.runIfActive { [floor] in
+                let trimmed = try? await NIOThreadPool.singleton.runIfActive { [floor] in
                     let held = FreedMemory.held
                     guard held >= floor + threshold else { return min(floor, held) }
                     FreedMemory.giveBack(ifAtLeast: 0)
                     return FreedMemory.held
                 }
+                floor = trimmed ?? floor
             }
         }
     }
