@@ -19,9 +19,9 @@ extension HTTPServerBuilder {
     /// connection and the connection's task at rest, no more.
     public static func resumableStream(headerTimeout: Duration, idleTimeout: Duration, logger: Logger) -> HTTPServerBuilder {
         let configuration = HTTP1Channel.Configuration(additionalChannelHandlers: [
-            // First, right after the HTTP codec: the body parts it writes pass only the handlers
-            // that encode them. The handlers after it look at a response's head and end, which
-            // Hummingbird's writer sends through all of them.
+            // First, right after the HTTP codec, so that it sees every request before the
+            // handlers that count them; the body parts it frames go straight to the pipeline's
+            // head, and the response's end through all of them.
             StreamWriterHandler(),
             ConnectionBufferLimits(pendingBytes: 8 * 1024, unsentBytes: 64 * 1024),
             ParserErrorResponder(logger: logger),

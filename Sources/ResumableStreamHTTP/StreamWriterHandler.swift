@@ -8,7 +8,8 @@ import NIOHTTPTypes
 ///
 /// It sits right after the HTTP codec, before the handlers that look at a response's head and end
 /// (the connection's timeouts, Hummingbird's connection state), which do nothing with body parts.
-/// The head goes through Hummingbird's writer; the writer's body parts start here; the response's
+/// The head goes through Hummingbird's writer; the writer's body parts are framed here as HTTP/1.1
+/// chunks and start at the pipeline's head (``ChunkOutlet``), past every handler; the response's
 /// end starts at the pipeline's tail, so that every handler sees it as if Hummingbird had written
 /// it. Hummingbird's task for the connection has moved on by then: it waits for the next request.
 ///
