@@ -70,7 +70,7 @@ final class ChannelStreamWriter: ResumableStreamObserver, @unchecked Sendable {
         writeSize: Int,
         heartbeat: TimeAmount,
         metrics: StreamMetrics,
-        slot: ReaderSlot? = nil
+        slot: ReaderSlot?
     ) async throws -> ChannelStreamWriter? {
         try await channel.eventLoop.submit { () -> ChannelStreamWriter? in
             guard let handler = try? channel.pipeline.syncOperations.handler(type: StreamWriterHandler.self) else {
@@ -129,7 +129,7 @@ final class ChannelStreamWriter: ResumableStreamObserver, @unchecked Sendable {
             // write; in a buffer no larger than a write, chunk framing included (NIO rounds
             // capacities up to a power of two), or than they need when they are fewer.
             let needed = queued.reduce(part.map { $0.chunk.slice.utf8.count + 32 } ?? 0) { $0 + $1.slice.utf8.count + 32 }
-            let room = max(writeSize - StreamWriterHandler.chunkFraming, 1)
+            let room = max(writeSize - HTTPChunk.framing, 1)
             var buffer = handler.makeBody(capacity: min(needed, room))
             let limit = max(room - StreamFramer.overshoot, 1)
             while buffer.readableBytes < limit {

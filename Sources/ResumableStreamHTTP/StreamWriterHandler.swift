@@ -32,8 +32,8 @@ final class StreamWriterHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var channel: (any Channel)?
     /// The response being written, if it writes from here.
     private var writer: ChannelStreamWriter?
-    /// Requests whose response has not ended: at most one is let through at a time.
-    private var responsesOwed = 0
+    /// A request was let through whose response has not ended: the next one waits.
+    private var responseOwed = false
     /// A request (and what followed it) that came while a response was owed, in order.
     private var held: [NIOAny] = []
     /// A read the connection asked for while requests were held, issued once they are let go.
@@ -59,46 +59,22 @@ final class StreamWriterHandler: ChannelDuplexHandler, RemovableChannelHandler {
         return true
     }
 
-    /// A buffer for up to `capacity` bytes of body, with room in front for its chunk's size line
-    /// and behind for its CRLF, within `capacity + chunkFraming` bytes.
+    /// A buffer for up to `capacity` bytes of body, with room for its chunk's framing
+    /// (``HTTPChunk``).
     func makeBody(capacity: Int) -> ByteBuffer {
-        var buffer = (channel?.allocator ?? ByteBufferAllocator()).buffer(capacity: capacity + Self.chunkFraming)
-        buffer.moveWriterIndex(forwardBy: Self.sizeLineRoom)
-        buffer.moveReaderIndex(forwardBy: Self.sizeLineRoom)
-        return buffer
+        HTTPChunk.makeBuffer(capacity: capacity, allocator: channel?.allocator ?? ByteBufferAllocator())
     }
 
-    /// Room for a chunk's size line (16 hex digits and CRLF) and its closing CRLF.
-    static let chunkFraming = sizeLineRoom + 2
-    private static let sizeLineRoom = 18
-
-    /// Writes `body` as one chunk of the response's chunked body, framed here and written at the
+    /// Writes `body` as one chunk of the response's chunked body (``HTTPChunk``), at the
     /// pipeline's head: NIO's HTTP/1 encoder would frame it in three buffers, three pending writes
     /// and three iovecs, on the way of every follower's every chunk. Stream responses have no
     /// length and Hummingbird's codec answers every request as HTTP/1.1, so the encoder has made
     /// them chunked; the response's end still goes through it.
-    /// Taken, not borrowed: a buffer the caller still held would be copied to write the size line.
     func write(_ body: consuming ByteBuffer) {
-        var buffer = body
-        let length = buffer.readableBytes
-        guard length > 0, let outlet = outlet.context else { return }
-        var digits = 1
-        while length >> (4 * digits) > 0 { digits += 1 }
-        if buffer.readerIndex < digits + 2 {
-            // Built without room in front: copied behind a size line.
-            let unframed = buffer
-            buffer = makeBody(capacity: length)
-            buffer.writeImmutableBuffer(unframed)
-        }
-        let start = buffer.readerIndex - digits - 2
-        for index in 0..<digits {
-            let nibble = (length >> (4 * (digits - 1 - index))) & 0xF
-            buffer.setInteger(UInt8(nibble < 10 ? 48 + nibble : 87 + nibble), at: start + index)
-        }
-        buffer.setInteger(UInt16(0x0D0A), at: start + digits)
-        buffer.moveReaderIndex(to: start)
-        buffer.writeInteger(UInt16(0x0D0A))
-        outlet.write(NIOAny(buffer), promise: nil)
+        guard let outlet = outlet.context,
+              let chunk = HTTPChunk.frame(body, allocator: channel?.allocator ?? ByteBufferAllocator())
+        else { return }
+        outlet.write(NIOAny(chunk), promise: nil)
     }
 
     func flush() {
@@ -158,11 +134,11 @@ final class StreamWriterHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         if held.isEmpty, case .head = unwrapInboundIn(data) {
-            guard responsesOwed == 0 else {
+            guard !responseOwed else {
                 held.append(data)
                 return
             }
-            responsesOwed = 1
+            responseOwed = true
         } else if !held.isEmpty {
             held.append(data)
             return
@@ -190,7 +166,7 @@ final class StreamWriterHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let isEnd = if case .end = unwrapOutboundIn(data) { true } else { false }
         context.write(data, promise: promise)
         if isEnd {
-            responsesOwed = 0
+            responseOwed = false
             releaseHeld(context: context)
         }
     }
